@@ -59,7 +59,9 @@ class T5Config:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"T5Config.{name} must be a positive integer, got {value!r}")
-        if self.num_decoder_layers is not None and self.num_decoder_layers < 1:
+        if self.num_decoder_layers is None:  # Hugging Face's default: as many as the encoder
+            object.__setattr__(self, "num_decoder_layers", self.num_layers)
+        if self.num_decoder_layers < 1:
             raise ValueError(
                 f"T5Config.num_decoder_layers must be a positive integer or None, "
                 f"got {self.num_decoder_layers!r}"
@@ -75,16 +77,12 @@ class T5Config:
             raise ValueError(f"T5Config.dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
 
     @property
-    def n_decoder_layers(self) -> int:
-        return self.num_layers if self.num_decoder_layers is None else self.num_decoder_layers
-
-    @property
     def is_gated(self) -> bool:
         return self.feed_forward_proj.startswith("gated-")
 
     @property
     def activation(self) -> str:
-        """Activation name as Hugging Face resolves it ("gated-gelu" means tanh-approximate GELU)."""
+        """Activation as Hugging Face resolves it ("gated-gelu" is the tanh-approximate GELU)."""
         if self.feed_forward_proj == "gated-gelu":
             return "gelu_new"
         return self.feed_forward_proj.split("-")[-1]

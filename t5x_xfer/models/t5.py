@@ -93,7 +93,9 @@ class Embed(nn.Module):
 
     def setup(self) -> None:
         cfg = self.config
-        self.embedding = _param(self, "embedding", 1.0, (cfg.vocab_size, cfg.d_model), ("vocab", "embed"))
+        self.embedding = _param(
+            self, "embedding", 1.0, (cfg.vocab_size, cfg.d_model), ("vocab", "embed")
+        )
 
     def __call__(self, ids: Array) -> Array:
         return jnp.take(self.embedding, ids, axis=0).astype(compute_dtype(self.config))
@@ -296,7 +298,7 @@ class Decoder(nn.Module):
         causal = jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
         self_mask = attention_mask(decoder_mask, decoder_segment_ids, decoder_segment_ids) & causal
         cross_mask = attention_mask(encoder_mask, decoder_segment_ids, encoder_segment_ids)
-        for i in range(cfg.n_decoder_layers):
+        for i in range(cfg.num_decoder_layers):
             x = DecoderLayer(cfg, name=f"layers_{i}")(
                 x, encoded, self_mask, bias, cross_mask, deterministic
             )
@@ -370,7 +372,9 @@ class T5(nn.Module):
     ) -> Array:
         if encoder_mask is None:
             encoder_mask = encoder_input_tokens != self.config.pad_token_id
-        encoded = self.encode(encoder_input_tokens, encoder_mask, encoder_segment_ids, deterministic)
+        encoded = self.encode(
+            encoder_input_tokens, encoder_mask, encoder_segment_ids, deterministic
+        )
         return self.decode(
             encoded,
             encoder_mask,

@@ -1,0 +1,117 @@
+"""Orbax checkpoints: the one on-disk format stages hand over through.
+
+A checkpoint directory is an orbax ``CheckpointManager`` root with numbered step directories;
+each step holds the item ``params`` (the model parameters) and ``model_config`` (the
+``T5Config`` as JSON), so any stage can rebuild the model from the directory alone. Trainer
+steps add further items (optimizer state, data iterator) beside these; readers of params never
+need them. Anywhere a checkpoint is expected, either the root (latest step) or one step
+directory may be given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from t5x_xfer.models.config import T5Config
+
+PARAMS = "params"
+MODEL_CONFIG = "model_config"
+
+
+def _shape_tree(tree: Any) -> dict[str, tuple[int, ...]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
+
+
+def check_shapes(actual: Any, expected: Any, where: str) -> None:
+    """Raise naming ``where`` and every mismatching parameter when two param trees differ."""
+    got, want = _shape_tree(actual), _shape_tree(expected)
+    problems = [f"missing {k} (expected shape {want[k]})" for k in sorted(set(want) - set(got))]
+    problems += [f"unexpected {k} (shape {got[k]})" for k in sorted(set(got) - set(want))]
+    problems += [
+        f"{k}: shape {got[k]} but the model config needs {want[k]}"
+        for k in sorted(set(got) & set(want))
+        if got[k] != want[k]
+    ]
+    if problems:
+        shown = "; ".join(problems[:8]) + (
+            f"; ... {len(problems) - 8} more" if len(problems) > 8 else ""
+        )
+        raise ValueError(f"{where}: parameters do not match the model config: {shown}")
+
+
+def resolve(path: str | Path) -> tuple[Path, int]:
+    """(manager root, step) for a checkpoint root (latest step) or a step directory."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if (path / PARAMS).is_dir() and path.name.isdigit():
+        return path.parent, int(path.name)
+    steps = sorted(
+        int(p.name) for p in path.iterdir() if p.name.isdigit() and (p / PARAMS).is_dir()
+    )
+    if not steps:
+        raise FileNotFoundError(
+            f"{path} is not a t5x_xfer checkpoint: expected numbered step directories holding "
+            f"'{PARAMS}/' (e.g. {path}/0/{PARAMS}) or a step directory itself"
+        )
+    return path, steps[-1]
+
+
+def save(
+    directory: str | Path,
+    params: Any,
+    config: T5Config,
+    step: int = 0,
+) -> Path:
+    """Write params and model config as step ``step`` of ``directory``; returns the step dir."""
+    directory = Path(directory).expanduser().resolve()
+    with ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(create=True)
+    ) as manager:
+        manager.save(
+            step,
+            args=ocp.args.Composite(
+                **{
+                    PARAMS: ocp.args.StandardSave(params),
+                    MODEL_CONFIG: ocp.args.JsonSave(config.to_dict()),
+                }
+            ),
+        )
+        manager.wait_until_finished()
+    return directory / str(step)
+
+
+def load_config(path: str | Path) -> T5Config:
+    root, step = resolve(path)
+    with ocp.CheckpointManager(root) as manager:
+        restored = manager.restore(
+            step, args=ocp.args.Composite(**{MODEL_CONFIG: ocp.args.JsonRestore()})
+        )
+    return T5Config.from_dict(restored[MODEL_CONFIG])
+
+
+def load_params(path: str | Path, target: Any | None = None) -> Any:
+    """Restore params; ``target`` (arrays or ShapeDtypeStructs with shardings) shards them.
+
+    Without a target the params come back as host numpy arrays. Shapes are checked against
+    ``target`` when given, and the error names the checkpoint.
+    """
+    root, step = resolve(path)
+    with ocp.CheckpointManager(root) as manager:
+        if target is not None:
+            meta = manager.item_metadata(step)[PARAMS]
+            check_shapes(getattr(meta, "tree", meta), target, f"checkpoint {root / str(step)}")
+            restore = ocp.args.StandardRestore(target)
+        else:
+            restore = ocp.args.StandardRestore()
+        restored = manager.restore(step, args=ocp.args.Composite(**{PARAMS: restore}))
+    params = restored[PARAMS]
+    if target is None:
+        params = jax.tree_util.tree_map(np.asarray, params)
+    return params

@@ -1,0 +1,108 @@
+"""Shared fakes for the tests: tiny Hugging Face T5 models made locally with transformers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Tiny configs shaped like the real families (same variant switches, small sizes). Small
+# max_distance and bucket counts so short test sequences reach the logarithmic buckets.
+TINY_HF_CONFIGS: dict[str, dict[str, Any]] = {
+    "codet5p": dict(  # ReLU, tied embeddings with the d_model**-0.5 rescale, pad 0 / eos 2
+        vocab_size=101,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=3,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=20,
+        feed_forward_proj="relu",
+        tie_word_embeddings=True,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=1,
+        decoder_start_token_id=0,
+    ),
+    "t5_v1_1": dict(  # gated GELU, untied output layer, no rescale
+        vocab_size=97,
+        d_model=24,
+        d_kv=6,
+        d_ff=48,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=16,
+        relative_attention_max_distance=24,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+    ),
+    "mt5": dict(  # mT5 shape: gated GELU, untied, larger vocab, d_kv * heads != d_model
+        vocab_size=257,
+        d_model=32,
+        d_kv=4,
+        d_ff=40,
+        num_layers=1,
+        num_decoder_layers=2,
+        num_heads=6,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False,
+    ),
+}
+
+
+def make_hf_model(kind: str, out_dir: Path, seed: int = 0) -> Any:
+    """Save a random tiny transformers model of ``kind`` to ``out_dir``; return it (eval mode)."""
+    import torch
+    from transformers import (
+        MT5Config,
+        MT5ForConditionalGeneration,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    torch.manual_seed(seed)
+    if kind == "mt5":
+        model = MT5ForConditionalGeneration(MT5Config(**TINY_HF_CONFIGS[kind]))
+    else:
+        model = T5ForConditionalGeneration(T5Config(**TINY_HF_CONFIGS[kind]))
+    if not TINY_HF_CONFIGS[kind]["tie_word_embeddings"]:
+        # transformers 5 ties lm_head to the input embedding even for v1.1; real v1.1 and mT5
+        # checkpoints have their own output layer, so give the fake one too.
+        model.lm_head.weight = torch.nn.Parameter(torch.randn_like(model.shared.weight) * 0.5)
+        model.config.tie_word_embeddings = False
+    with torch.no_grad():  # non-trivial layer norm scales, so a wrong mapping shows
+        for name, p in model.named_parameters():
+            if "layer_norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    model.eval()
+    model.save_pretrained(out_dir)
+    return model
+
+
+def padded_batch(
+    vocab_size: int, enc_lengths: list[int], dec_lengths: list[int], seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Random right-padded encoder/decoder ids with their masks (pad id 0)."""
+    rng = np.random.default_rng(seed)
+    batch = {}
+    for prefix, lengths in (("encoder", enc_lengths), ("decoder", dec_lengths)):
+        ids = rng.integers(3, vocab_size, size=(len(lengths), max(lengths)))
+        mask = np.arange(max(lengths))[None, :] < np.array(lengths)[:, None]
+        if prefix == "decoder":
+            ids[:, 0] = 0  # decoder start token
+        batch[f"{prefix}_input_tokens"] = np.where(mask, ids, 0).astype(np.int32)
+        batch[f"{prefix}_mask"] = mask
+    return batch
+
+
+def tiny_config(kind: str, **overrides: Any) -> Any:
+    """Our T5Config with the shape of ``TINY_HF_CONFIGS[kind]``."""
+    from t5x_xfer.models import T5Config
+
+    fields = {k: v for k, v in TINY_HF_CONFIGS[kind].items() if k != "bos_token_id"}
+    return T5Config(**{**fields, **overrides})

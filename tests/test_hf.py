@@ -1,0 +1,123 @@
+"""Hugging Face import/export: round trips, transformers loading, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+
+from t5x_xfer import checkpoints, convert, hf
+from t5x_xfer.models import EncoderDecoderModel, T5Config
+from tests.helpers import TINY_HF_CONFIGS, make_hf_model, tiny_config
+
+torch = pytest.importorskip("torch", reason="round trips through transformers need torch")
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_HF_CONFIGS))
+def test_hf_import_export_round_trip_is_exact(kind, tmp_path):
+    make_hf_model(kind, tmp_path / "hf")
+    (tmp_path / "hf" / "tokenizer.json").write_text('{"fake": true}')
+    assert (
+        convert.main(["import_hf", "--hf_dir", str(tmp_path / "hf"), "--out", str(tmp_path / "ck")])
+        == 0
+    )
+    assert (
+        convert.main(
+            ["export_hf", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "out")]
+        )
+        == 0
+    )
+
+    from transformers import T5ForConditionalGeneration
+
+    original = T5ForConditionalGeneration.from_pretrained(tmp_path / "hf").state_dict()
+    reloaded, info = T5ForConditionalGeneration.from_pretrained(
+        tmp_path / "out", output_loading_info=True
+    )
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    state = reloaded.state_dict()
+    assert set(state) == set(original)
+    for key in original:
+        assert torch.equal(state[key], original[key]), key
+    assert reloaded.config.scale_decoder_outputs == TINY_HF_CONFIGS[kind]["tie_word_embeddings"]
+    assert (tmp_path / "out" / "tokenizer.json").read_text() == '{"fake": true}'
+
+
+def test_export_then_import_gives_identical_params(tmp_path):
+    cfg = tiny_config("t5_v1_1")
+    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(3))
+    hf.save_hf(tmp_path / "hf", params, cfg)
+    cfg2, params2, _ = hf.load_hf(str(tmp_path / "hf"))
+    assert cfg2 == cfg
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, params2)
+    checkpoints.save(tmp_path / "ck", params2, cfg2, step=7)
+    assert checkpoints.resolve(tmp_path / "ck") == ((tmp_path / "ck").resolve(), 7)
+    restored = checkpoints.load_params(tmp_path / "ck" / "7")
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, restored)
+    assert checkpoints.load_config(tmp_path / "ck") == cfg
+
+
+def test_directory_without_config_json(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert (
+        convert.main(
+            ["import_hf", "--hf_dir", str(tmp_path / "empty"), "--out", str(tmp_path / "c")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "config.json" in err and str(tmp_path / "empty") in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_unsupported_architecture(tmp_path):
+    (tmp_path / "bert").mkdir()
+    bert = {"model_type": "bert", "architectures": ["BertForMaskedLM"], "hidden_size": 32}
+    (tmp_path / "bert" / "config.json").write_text(json.dumps(bert))
+    with pytest.raises(
+        ValueError, match=r"config\.json: unsupported architecture.*bert.*supported"
+    ):
+        hf.import_hf(hf_dir=str(tmp_path / "bert"), out=str(tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
+
+
+def test_weights_that_do_not_match_config(tmp_path):
+    make_hf_model("codet5p", tmp_path / "hf")
+    weights = load_file(tmp_path / "hf" / "model.safetensors")
+    key = "encoder.block.1.layer.1.DenseReluDense.wi.weight"
+    weights[key] = np.zeros((65, 32), np.float32)  # d_ff is 64
+    save_file(weights, tmp_path / "hf" / "model.safetensors")
+    with pytest.raises(
+        ValueError, match=r"model\.safetensors: tensor .*DenseReluDense\.wi\.weight.* \(65, 32\)"
+    ):
+        hf.import_hf(hf_dir=str(tmp_path / "hf"), out=str(tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
+
+
+def test_checkpoint_that_does_not_match_its_config(tmp_path, capsys):
+    cfg = tiny_config("codet5p")
+    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(0))
+    checkpoints.save(tmp_path / "ck", params, cfg.replace(d_ff=128))
+    assert (
+        convert.main(
+            ["export_hf", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert (
+        "checkpoint" in err and "['mlp']['wi']" in err and "(32, 64)" in err and "(32, 128)" in err
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_checkpoint_and_bad_config_values(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        checkpoints.resolve(tmp_path / "nope")
+    with pytest.raises(ValueError, match="feed_forward_proj='swiglu'.*allowed: relu"):
+        T5Config(feed_forward_proj="swiglu")
+    with pytest.raises(ValueError, match="dtype='float16'.*allowed: float32, bfloat16"):
+        T5Config(dtype="float16")
