@@ -5,17 +5,23 @@ from __future__ import annotations
 import io
 
 import pytest
-import seqio
 import sentencepiece as spm
+import seqio
 import tensorflow as tf
 
 from t5x_xfer.vocabularies import HuggingFaceVocabulary
 
 SNIPPETS = {
     "python": 'def add(a, b):\n    """Sum."""\n\n    return a + b\n\n\nif x:\n\tpass  # tab\n',
-    "cpp": "#include <vector>\nint f(std::vector<int> v) {\n\tint s = 0;\n\n\tfor (int x : v) s += x;\n    return s;   \n}\n",
+    "cpp": (
+        "#include <vector>\nint f(std::vector<int> v) {\n\tint s = 0;\n\n"
+        "\tfor (int x : v) s += x;\n    return s;   \n}\n"
+    ),
     "go": 'package main\n\nimport "fmt"\n\nfunc main() {\n\tfmt.Println("héllo ✓")\n}\n',
-    "java": "class Main {\n  public static void main(String[] a) {\n\n      System.out.println(1);\r\n  }\n}",
+    "java": (
+        "class Main {\n  public static void main(String[] a) {\n\n"
+        "      System.out.println(1);\r\n  }\n}"
+    ),
 }
 
 
@@ -82,10 +88,13 @@ def test_sentencepiece_vocabulary_for_t5(tmp_path):
     """T5/mT5 use seqio's SentencePieceVocabulary; check it on a model trained here."""
     model = io.BytesIO()
     text = ["The quick brown fox jumps over the lazy dog.", "Summarize: the cat sat on the mat."]
+    corpus = text + [f"sentence number {i} about code and summaries" for i in range(200)]
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(text * 50),
+        sentence_iterator=iter(corpus),
         model_writer=model,
         vocab_size=60,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
         pad_id=0,
         eos_id=1,
         unk_id=2,
