@@ -1,0 +1,61 @@
+"""Gin parsing as in T5X: ``--gin_file`` files found on search paths, ``--gin.X=V`` overrides."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gin
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def search_paths(extra: Sequence[str] = ()) -> list[str]:
+    """Where gin files are looked up: given paths, the working dir, then the repo root."""
+    paths = [*extra, os.getcwd(), str(REPO_ROOT)]
+    return list(dict.fromkeys(str(Path(p).resolve()) for p in paths))
+
+
+def parse(
+    gin_files: Sequence[str],
+    bindings: Sequence[str] = (),
+    gin_search_paths: Sequence[str] = (),
+    finalize: bool = True,
+) -> None:
+    """Parse files then bindings; a missing file or unknown binding fails here, before work."""
+    gin.clear_config()
+    paths = search_paths(gin_search_paths)
+    for p in paths:
+        gin.add_config_file_search_path(p)
+    for f in gin_files:
+        if not any((Path(p) / f).is_file() for p in paths) and not Path(f).is_file():
+            raise FileNotFoundError(f"gin file {f!r} not found in {paths}")
+    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize)
+
+
+def macro(name: str) -> Any:
+    """The value of a gin macro, calling the configurable if it is a reference (``@x()``)."""
+    value = gin.query_parameter(f"%{name}")
+    if isinstance(value, gin.config.ConfigurableReference):
+        return value.scoped_configurable_fn() if value.evaluate else value.scoped_configurable_fn
+    return value
+
+
+def split_flags(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+    """Split T5X-style ``--gin_file=F``, ``--gin.X=V`` and ``--gin_bindings=X=V`` flags.
+
+    Returns (files, bindings, other args).
+    """
+    files, bindings, rest = [], [], []
+    for arg in argv:
+        if arg.startswith("--gin_file="):
+            files.append(arg.split("=", 1)[1])
+        elif arg.startswith("--gin."):
+            bindings.append(arg[len("--gin.") :])
+        elif arg.startswith("--gin_bindings="):
+            bindings.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return files, bindings, rest
