@@ -8,15 +8,18 @@ _extras="${1:-}"
 _python="${PYTHON:-python3}"
 if ! "$_python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
   echo "error: $_python is missing or older than Python 3.10; set PYTHON=/path/to/python3.10+" >&2
-  return 1 2>/dev/null || exit 1
+  return 1
 fi
 if [ ! -x "$_root/.venv/bin/python" ]; then
   echo "[env] creating $_root/.venv with $("$_python" --version)"
   "$_python" -m venv "$_root/.venv"
 fi
-_want="$(cat "$_root/pyproject.toml" | sha256sum | cut -c1-16)-${_extras}"
+# The stamp holds "<pyproject hash>-<extras>"; an install with extras also serves plain use.
+_hash="$(sha256sum <"$_root/pyproject.toml" | cut -c1-16)"
+_want="${_hash}-${_extras}"
 _stamp="$_root/.venv/.t5x_xfer-installed"
-if [ ! -f "$_stamp" ] || ! grep -qx -- "$_want" "$_stamp"; then
+_have="$(cat "$_stamp" 2>/dev/null || true)"
+if [ "$_have" != "$_want" ] && ! { [ -z "$_extras" ] && [ "${_have%%-*}" = "$_hash" ]; }; then
   echo "[env] installing t5x_xfer${_extras:+[$_extras]} into .venv (first run takes a few minutes)"
   "$_root/.venv/bin/python" -m pip install -q --upgrade pip
   "$_root/.venv/bin/python" -m pip install -q -e "$_root${_extras:+[$_extras]}"
