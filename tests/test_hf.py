@@ -121,3 +121,13 @@ def test_missing_checkpoint_and_bad_config_values(tmp_path):
         T5Config(feed_forward_proj="swiglu")
     with pytest.raises(ValueError, match="dtype='float16'.*allowed: float32, bfloat16"):
         T5Config(dtype="float16")
+
+
+def test_import_from_pytorch_bin(tmp_path):
+    model = make_hf_model("t5_v1_1", tmp_path / "st")
+    (tmp_path / "bin").mkdir()  # the pre-safetensors layout: config.json + a torch pickle
+    (tmp_path / "bin" / "config.json").write_text((tmp_path / "st" / "config.json").read_text())
+    torch.save(model.state_dict(), tmp_path / "bin" / "pytorch_model.bin")
+    _, from_bin, _ = hf.load_hf(str(tmp_path / "bin"))
+    _, from_st, _ = hf.load_hf(str(tmp_path / "st"))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, from_bin, from_st)
