@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install what the HumanEval-X evaluator (t5x_xfer.codeeval) needs, on Debian, when run as root:
+# compilers/runtimes, the benchmark's libraries, bubblewrap, and prepared artefacts in the tools
+# directory ($T5X_CODEEVAL_TOOLS, default /opt/t5x_xfer-codeeval; outside home directories
+# because the sandbox's unprivileged users must read it):
+#   rust/   rand, regex, md5 compiled offline from Debian's librust-*-dev sources (crates.json)
+#   node/   npm js-md5
+#   cpp/    the precompiled header of the standard includes
+# Idempotent: checks first and does nothing (no apt-get update) when all is in place.
+# Not root: prints what is missing and exits 0 (the evaluator then reports those languages).
+# Usage: bash launch/install_toolchains.sh
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="${T5X_CODEEVAL_TOOLS:-/opt/t5x_xfer-codeeval}"
+
+pkgs=(g++ golang-go golang-github-stretchr-testify-dev libboost-dev libssl-dev bubblewrap
+  rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev python3 python3-numpy)
+command -v javac >/dev/null || pkgs+=(default-jdk-headless)
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ "$(id -u)" != 0 ]; then
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "[toolchains] not root; missing Debian packages: ${missing[*]}" >&2
+    echo "[toolchains] install with: sudo bash launch/install_toolchains.sh" >&2
+  fi
+  [ -f "$tools/rust/crates.json" ] || echo "[toolchains] not root; Rust crates not prepared in $tools" >&2
+  [ -d "$tools/node/node_modules/js-md5" ] || echo "[toolchains] not root; js-md5 not in $tools" >&2
+  exit 0
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "[toolchains] installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+mkdir -p "$tools"
+
+# Rust crates, built once with Debian's rustc (the one the sandbox can read) and no network.
+rustc_bin=/usr/bin/rustc
+rust_id="$($rustc_bin --version)"
+if ! grep -qF "\"$rust_id\"" "$tools/rust/crates.json" 2>/dev/null; then
+  echo "[toolchains] building Rust crates rand, regex, md5 offline with $rust_id"
+  build="$(mktemp -d)"
+  mkdir -p "$build/src" "$build/.cargo"
+  printf '[package]\nname = "humaneval_deps"\nversion = "0.1.0"\nedition = "2021"\n[dependencies]\nrand = "0.8"\nregex = "1"\nmd5 = "0.7"\n' >"$build/Cargo.toml"
+  : >"$build/src/lib.rs"
+  printf '[source.crates-io]\nreplace-with = "debian"\n[source.debian]\ndirectory = "/usr/share/cargo/registry"\n' >"$build/.cargo/config.toml"
+  (cd "$build" && CARGO_HOME="$build/home" RUSTC="$rustc_bin" /usr/bin/cargo build -q --offline --release)
+  rm -rf "$tools/rust"
+  mkdir -p "$tools/rust/deps"
+  cp "$build"/target/release/deps/*.rlib "$tools/rust/deps/"
+  rm -rf "$build"
+  lib() { ls "$tools/rust/deps/lib$1"-*.rlib | head -n1; }
+  printf '{"rustc": "%s", "version": "%s", "deps": "%s", "rand": "%s", "regex": "%s", "md5": "%s"}\n' \
+    "$rustc_bin" "$rust_id" "$tools/rust/deps" "$(lib rand)" "$(lib regex)" "$(lib md5)" \
+    >"$tools/rust/crates.json"
+fi
+
+# js-md5 for JavaScript/162, in the tools directory (NODE_PATH points there).
+if [ ! -d "$tools/node/node_modules/js-md5" ]; then
+  echo "[toolchains] npm install js-md5"
+  npm install -s --no-audit --no-fund --prefix "$tools/node" js-md5@0.8.3 >/dev/null
+fi
+
+# Precompiled header of the C++ standard includes (same flags as the evaluator's g++ call).
+gxx_id="$(g++ --version | head -n1) $(sha256sum "$root/t5x_xfer/codeeval/languages.py" | cut -c1-16)"
+if [ "$(cat "$tools/cpp/stamp" 2>/dev/null)" != "$gxx_id" ]; then
+  echo "[toolchains] precompiling the C++ header"
+  mkdir -p "$tools/cpp"
+  PYTHONPATH="$root" python3 -c \
+    'from t5x_xfer.codeeval.languages import CPP_PREAMBLE; print(CPP_PREAMBLE, end="")' \
+    >"$tools/cpp/humaneval.h"
+  g++ -std=c++17 -w -x c++-header "$tools/cpp/humaneval.h" -o "$tools/cpp/humaneval.h.gch"
+  echo "$gxx_id" >"$tools/cpp/stamp"
+fi
+chmod -R a+rX "$tools"

@@ -1,0 +1,140 @@
+"""Loading HumanEval-X problems and samples, and the table of known defects of the data.
+
+Problems come from a local directory (this repository's ``shared/data/humaneval-x`` layout or a
+Hugging Face snapshot of ``THUDM/humaneval-x``, jsonl or jsonl.gz) or from the hub.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from t5x_xfer.codeeval import languages as L
+
+HF_REPO = "THUDM/humaneval-x"
+
+# Measured by executing every canonical solution (see the data README). "wrong": the canonical
+# solution fails its own tests; "flaky": passes or fails from run to run; "helper": the tests
+# call helpers only the canonical solution defines, so a completion must define them too.
+KNOWN_DEFECTS: dict[str, tuple[str, str]] = {
+    "JavaScript/112": ("wrong", "canonical solution fails its own tests"),
+    "JavaScript/155": ("wrong", "canonical solution fails its own tests"),
+    "Go/95": ("flaky", "canonical solution iterates a Go map: result depends on map order"),
+    "Rust/10": ("helper", "tests call a helper only the canonical solution defines"),
+    "Rust/38": ("helper", "tests call a helper only the canonical solution defines"),
+    "Rust/50": ("helper", "tests call a helper only the canonical solution defines"),
+    "Rust/137": ("helper", "tests call a helper only the canonical solution defines"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One generated completion; ``line`` is its 1-based line in the samples file."""
+
+    task_id: str
+    completion: str
+    language: str
+    line: int = 0
+
+
+def _candidates(root: Path, lang: str) -> list[Path]:
+    names = [f"humaneval_{lang}.jsonl", "humaneval.jsonl"]
+    dirs = [root / lang, root / lang / "data", root / "data" / lang / "data", root / "data" / lang]
+    return [d / (n + gz) for d in dirs for n in names for gz in (".gz", "")]
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_problems(
+    languages: Iterable[str], data_dir: str | Path | None = None
+) -> dict[str, dict[str, dict]]:
+    """Problems per language, keyed by task_id.
+
+    With ``data_dir`` None the files are fetched from the Hugging Face hub (network needed).
+    """
+    out: dict[str, dict[str, dict]] = {}
+    for lang in L.check_languages(list(languages)):
+        if data_dir is None:
+            path = _download(lang)
+        else:
+            root = Path(data_dir)
+            found = [p for p in _candidates(root, lang) if p.is_file()]
+            if not found:
+                raise FileNotFoundError(
+                    f"no HumanEval-X file for {lang!r} under {root}; looked for "
+                    + ", ".join(str(p.relative_to(root)) for p in _candidates(root, lang)[:4])
+                    + " (and the Hugging Face layout data/<lang>/data/humaneval.jsonl)"
+                )
+            path = found[0]
+        records = _read_jsonl(path)
+        out[lang] = {r["task_id"]: r for r in records}
+    return out
+
+
+def _download(lang: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    name = L.LANGUAGES[lang].hf_name
+    return Path(hf_hub_download(HF_REPO, f"data/{name}/data/humaneval.jsonl", repo_type="dataset"))
+
+
+def strip_prompt(completion: str, prompt: str) -> str:
+    """Some generators echo the prompt before the continuation; keep only the continuation."""
+    head = prompt.rstrip()
+    if head and completion.startswith(head):
+        return completion[len(head) :]
+    return completion
+
+
+def read_samples(path: str | Path) -> list[Sample]:
+    """Samples from JSONL with ``task_id`` and ``generation`` (or ``completion``).
+
+    Raises ValueError naming the file, the line number and what is expected.
+    """
+    samples = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: malformed JSON ({e.msg}); expected one object") from e
+            if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
+                raise ValueError(f'{where}: expected an object with a string "task_id"')
+            text = record.get("generation", record.get("completion"))
+            if not isinstance(text, str):
+                raise ValueError(f'{where}: expected a string "generation" or "completion"')
+            try:
+                lang = L.language_of(record["task_id"])
+            except ValueError as e:
+                raise ValueError(f"{where}: {e}") from None
+            samples.append(Sample(record["task_id"], text, lang, number))
+    return samples
+
+
+def check_samples(samples: list[Sample], problems: dict[str, dict[str, dict]]) -> None:
+    """Raise on the first sample whose task_id is not in the loaded problems."""
+    for s in samples:
+        known = problems.get(s.language, {})
+        if s.task_id not in known:
+            prefix = L.LANGUAGES[s.language].task_prefix
+            hint = f"known: {prefix}/0..{prefix}/{len(known) - 1}" if known else "not loaded"
+            raise ValueError(f"samples line {s.line}: unknown task_id {s.task_id!r} ({hint})")
+
+
+def canonical_samples(problems: dict[str, dict[str, dict]]) -> list[Sample]:
+    """The dataset's own solutions as samples: the ground-truth check."""
+    return [
+        Sample(tid, p["canonical_solution"], lang)
+        for lang, by_id in problems.items()
+        for tid, p in by_id.items()
+    ]

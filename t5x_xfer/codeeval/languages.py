@@ -1,0 +1,404 @@
+"""Per-language recipes for HumanEval-X: stop rules, program assembly, commands and judging.
+
+Everything that differs between languages lives in the ``LANGUAGES`` table so that a new
+language (MultiPL-E style) is one more entry. The module imports nothing heavy because the
+decoder imports ``STOP_SEQUENCES`` and ``truncate_completion`` from here to stop sampling early.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+
+# Status names, in the order reports list them. Only "passed" counts for pass@k.
+STATUSES = (
+    "passed",
+    "failed",
+    "compile_error",
+    "runtime_error",
+    "timeout",
+    "output_limit",
+    "environment_error",
+)
+
+# Text at which decoding may stop: each marks the start of something the harness supplies
+# (the test, a main function) or the end of a code block. ``truncate_completion`` applies them.
+STOP_SEQUENCES: dict[str, tuple[str, ...]] = {
+    "python": ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ", "\n```"),
+    "cpp": ("\nint main", "\n#undef NDEBUG", "\n```"),
+    "java": ("\npublic class Main", "\nclass Main", "\n```"),
+    "js": ("\nconst test", "\nconsole.log(", "\nmodule.exports", "\n```"),
+    "go": ("\nfunc Test", "\nfunc main", "\npackage ", "\n```"),
+    "rust": ("\n#[cfg(test)]", "\nmod tests", "\nfn main", "\n```"),
+}
+
+
+def truncate_completion(language: str, completion: str) -> str:
+    """Cut a generated continuation where the function ends, per the language's stop rules.
+
+    Python follows HumanEval: the completion ends at its first non-empty unindented line.
+    Brace languages end at the first stop sequence, so helpers after the function survive.
+
+    >>> truncate_completion("python", "    return 1\\n\\ndef f():\\n    pass\\n")
+    '    return 1\\n\\n'
+    >>> truncate_completion("cpp", "  return 1;\\n}\\nint main(){}\\n")
+    '  return 1;\\n}'
+    """
+    if language not in STOP_SEQUENCES:
+        raise ValueError(f"unknown language {language!r}; known: {sorted(STOP_SEQUENCES)}")
+    if language == "python":
+        lines = completion.splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            if line.strip() and not line[0].isspace():
+                return "".join(lines[:i])
+        return completion
+    cut = len(completion)
+    for stop in STOP_SEQUENCES[language]:
+        at = completion.find(stop)
+        if at != -1:
+            cut = min(cut, at)
+    return completion[:cut]
+
+
+# --- program assembly -------------------------------------------------------------------------
+
+PYTHON_PREAMBLE = "\n".join(
+    [
+        "import math",
+        "import re",
+        "import sys",
+        "import copy",
+        "import datetime",
+        "import itertools",
+        "import collections",
+        "import heapq",
+        "import statistics",
+        "import functools",
+        "import hashlib",
+        "import string",
+        "import numpy",
+        "import numpy as np",
+        "from typing import *",
+        "from collections import *",
+    ]
+)
+
+# The headers the benchmark's C++ convention makes available; also the precompiled header.
+CPP_HEADERS = (
+    "stdlib.h",
+    "stdio.h",
+    "math.h",
+    "string.h",
+    "climits",
+    "cmath",
+    "cstring",
+    "algorithm",
+    "numeric",
+    "vector",
+    "string",
+    "set",
+    "map",
+    "unordered_map",
+    "unordered_set",
+    "queue",
+    "stack",
+    "list",
+    "deque",
+    "iostream",
+    "sstream",
+    "fstream",
+    "boost/any.hpp",
+)
+CPP_PREAMBLE = "".join(f"#include<{h}>\n" for h in CPP_HEADERS)
+
+# Go standard packages a completion may use without importing them (it cannot add imports:
+# the prompt's import block is replaced by exactly the packages the program uses).
+GO_PACKAGES = {
+    "math": "math",
+    "strings": "strings",
+    "fmt": "fmt",
+    "strconv": "strconv",
+    "time": "time",
+    "bytes": "bytes",
+    "regexp": "regexp",
+    "sort": "sort",
+    "rand": "math/rand",
+    "md5": "crypto/md5",
+    "unicode": "unicode",
+    "utf8": "unicode/utf8",
+    "big": "math/big",
+    "bits": "math/bits",
+    "errors": "errors",
+    "hex": "encoding/hex",
+    "reflect": "reflect",
+    "heap": "container/heap",
+}
+_GO_IMPORT_BLOCK = re.compile(r"^import\s*(\([^)]*\)|\"[^\"]*\")\s*$", re.MULTILINE)
+
+
+def go_imports_for(code: str, already: str = "") -> list[str]:
+    """Import paths the code uses as ``pkg.Exported`` and ``already`` does not import.
+
+    Go rejects unused imports, so the prompt's block cannot simply be kept.
+
+    >>> go_imports_for("x := strings.Split(s, \\" \\"); math.Abs(1)")
+    ['math', 'strings']
+    """
+    used = []
+    for name, path in GO_PACKAGES.items():
+        if re.search(rf"(?<![\w.]){name}\.[A-Z]", code) and f'"{path}"' not in already:
+            used.append(path)
+    return sorted(used)
+
+
+def _assemble_python(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    program = "\n".join([PYTHON_PREAMBLE, problem["prompt"] + completion, "", problem["test"], ""])
+    return {"main.py": program}
+
+
+def _assemble_cpp(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    return {"main.cpp": CPP_PREAMBLE + problem["prompt"] + completion + "\n" + problem["test"]}
+
+
+def _assemble_java(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    return {"Main.java": problem["prompt"] + completion + "\n" + problem["test"] + "\n"}
+
+
+def _assemble_js(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    return {"main.js": problem["prompt"] + completion + "\n" + problem["test"] + "\n"}
+
+
+def _assemble_go(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    setup = problem["test_setup"]
+    body = _GO_IMPORT_BLOCK.sub("", problem["prompt"]) + completion + "\n" + problem["test"]
+    imports = go_imports_for(body, already=setup)
+    block = "import (\n" + "".join(f'    "{p}"\n' for p in imports) + ")\n" if imports else ""
+    return {"main_test.go": setup + "\n" + block + body + "\n"}
+
+
+def _assemble_rust(problem: Mapping[str, str], completion: str) -> dict[str, str]:
+    return {"main.rs": generation_prompt("rust", problem) + completion + "\n" + problem["test"]}
+
+
+def generation_prompt(language: str, problem: Mapping[str, str]) -> str:
+    """The text a model continues. Rust's ``prompt`` is only the doc comment, so the
+    declaration (``use`` lines and signature) follows it; other languages use ``prompt``."""
+    if language == "rust":
+        return problem["prompt"] + problem["declaration"]
+    return problem["prompt"]
+
+
+# --- judging ------------------------------------------------------------------------------------
+
+
+def _judge_python(rc: int, out: str, err: str) -> str:
+    if rc == 0:
+        return "passed"
+    if "Traceback" not in err and re.search(r"^(SyntaxError|IndentationError|TabError)", err, re.M):
+        return "compile_error"
+    return "failed" if re.search(r"^AssertionError", err, re.M) else "runtime_error"
+
+
+def _judge_cpp(rc: int, out: str, err: str) -> str:
+    if rc == 0:
+        return "passed"
+    return "failed" if re.search(r"Assertion .* failed", err) else "runtime_error"
+
+
+def _judge_java(rc: int, out: str, err: str) -> str:
+    if rc == 0:
+        return "passed"
+    return "failed" if "java.lang.AssertionError" in err else "runtime_error"
+
+
+def _judge_js(rc: int, out: str, err: str) -> str:
+    # console.assert only prints "Assertion failed"; the exit status stays 0.
+    if "Assertion failed" in err or "AssertionError" in err:
+        return "failed"
+    return "passed" if rc == 0 else "runtime_error"
+
+
+def _judge_go(rc: int, out: str, err: str) -> str:
+    if rc == 0:
+        return "passed"
+    return "runtime_error" if "panic:" in out + err else "failed"
+
+
+def _judge_rust(rc: int, out: str, err: str) -> str:
+    if rc == 0:
+        return "passed"
+    return "failed" if "assertion failed" in out + err else "runtime_error"
+
+
+# --- the recipe table ---------------------------------------------------------------------------
+
+Command = list[str]
+# (tool paths, work dir as the program sees it) -> commands
+CommandsFn = Callable[[Mapping[str, str], str], list[Command]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Language:
+    """How one language is assembled, built, run and judged.
+
+    ``build``/``run`` get resolved tool paths (see ``toolchains``) and the work dir path as
+    seen inside the sandbox; ``env`` likewise. ``missing_library`` matches compiler or runtime
+    output that means a benchmark dependency is absent: scored environment_error, not failure.
+    """
+
+    name: str
+    task_prefix: str
+    hf_name: str
+    executables: tuple[str, ...]
+    assemble: Callable[[Mapping[str, str], str], dict[str, str]]
+    build: CommandsFn
+    run: CommandsFn
+    judge: Callable[[int, str, str], str]
+    env: Callable[[Mapping[str, str]], dict[str, str]]
+    missing_library: str
+    compile_timeout_s: float
+    run_timeout_s: float
+    version: int = 1  # bump to invalidate cached results when the recipe changes
+
+
+def _no_env(tools: Mapping[str, str]) -> dict[str, str]:
+    return {}
+
+
+def _rust_build(t: Mapping[str, str], w: str) -> list[Command]:
+    externs = []
+    for crate in ("rand", "regex", "md5"):
+        externs += ["--extern", f"{crate}={t['rust_crate_' + crate]}"]
+    return [
+        [t["rustc"], "--edition", "2021", "--test", "-A", "warnings", "-C", "opt-level=1"]
+        + ["-C", "debuginfo=0", *externs, "-L", f"dependency={t['rust_deps']}"]
+        + [f"{w}/main.rs", "-o", f"{w}/main"]
+    ]
+
+
+_JVM_FAST = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
+
+LANGUAGES: dict[str, Language] = {
+    lang.name: lang
+    for lang in [
+        Language(
+            name="python",
+            task_prefix="Python",
+            hf_name="python",
+            executables=("python3",),
+            assemble=_assemble_python,
+            build=lambda t, w: [],
+            run=lambda t, w: [[t["python3"], "-I", "-B", f"{w}/main.py"]],
+            judge=_judge_python,
+            env=_no_env,
+            missing_library=r"No module named '?numpy",
+            compile_timeout_s=0,
+            run_timeout_s=15,
+        ),
+        Language(
+            name="cpp",
+            task_prefix="CPP",
+            hf_name="cpp",
+            executables=("g++",),
+            assemble=_assemble_cpp,
+            build=lambda t, w: [
+                [t["g++"], "-std=c++17", "-w"]
+                + (["-include", t["cpp_pch"]] if t.get("cpp_pch") else [])
+                + [f"{w}/main.cpp", "-o", f"{w}/main", "-lcrypto", "-lssl"]
+            ],
+            run=lambda t, w: [[f"{w}/main"]],
+            judge=_judge_cpp,
+            env=_no_env,
+            missing_library=r"(boost|openssl)/[\w./]+: No such file|cannot find -l(crypto|ssl)",
+            compile_timeout_s=60,
+            run_timeout_s=15,
+        ),
+        Language(
+            name="java",
+            task_prefix="Java",
+            hf_name="java",
+            executables=("javac", "java"),
+            assemble=_assemble_java,
+            build=lambda t, w: [
+                [t["javac"], *(f"-J{f}" for f in _JVM_FAST), "-nowarn", "-encoding", "UTF-8"]
+                + ["-d", w, f"{w}/Main.java"]
+            ],
+            run=lambda t, w: [[t["java"], *_JVM_FAST, "-cp", w, "Main"]],
+            judge=_judge_java,
+            env=_no_env,
+            missing_library=r"(?!)",
+            compile_timeout_s=60,
+            run_timeout_s=15,
+        ),
+        Language(
+            name="js",
+            task_prefix="JavaScript",
+            hf_name="js",
+            executables=("node",),
+            assemble=_assemble_js,
+            build=lambda t, w: [[t["node"], "--check", f"{w}/main.js"]],
+            run=lambda t, w: [[t["node"], f"{w}/main.js"]],
+            judge=_judge_js,
+            env=lambda t: {"NODE_PATH": t["node_modules"]},
+            missing_library=r"Cannot find module 'js-md5'",
+            compile_timeout_s=30,
+            run_timeout_s=15,
+        ),
+        Language(
+            name="go",
+            task_prefix="Go",
+            hf_name="go",
+            executables=("go",),
+            assemble=_assemble_go,
+            build=lambda t, w: [[t["go"], "test", "-c", "-vet=off", "-o", f"{w}/main.test", "."]],
+            run=lambda t, w: [[f"{w}/main.test"]],
+            judge=_judge_go,
+            env=lambda t: {
+                "GO111MODULE": "off",
+                "GOPATH": t["gopath"],
+                "CGO_ENABLED": "0",
+                "GOFLAGS": "",
+                "GOTOOLCHAIN": "local",
+            },
+            missing_library=r"cannot find package \"github.com/stretchr/testify",
+            compile_timeout_s=120,
+            run_timeout_s=15,
+        ),
+        Language(
+            name="rust",
+            task_prefix="Rust",
+            hf_name="rust",
+            executables=("rustc",),
+            assemble=_assemble_rust,
+            build=_rust_build,
+            run=lambda t, w: [[f"{w}/main", "--test-threads=1"]],
+            judge=_judge_rust,
+            env=_no_env,
+            missing_library=r"can't find crate for `(rand|regex|md5)`",
+            compile_timeout_s=120,
+            run_timeout_s=15,
+        ),
+    ]
+}
+
+PREFIX_TO_LANGUAGE = {lang.task_prefix: lang.name for lang in LANGUAGES.values()}
+
+
+def language_of(task_id: str) -> str:
+    """The language of a task id such as ``CPP/0``; raises naming the known prefixes."""
+    prefix = task_id.split("/", 1)[0]
+    if prefix not in PREFIX_TO_LANGUAGE or "/" not in task_id:
+        raise ValueError(
+            f"task_id {task_id!r} has no known language prefix; known: "
+            + ", ".join(f"{p}/<n>" for p in PREFIX_TO_LANGUAGE)
+        )
+    return PREFIX_TO_LANGUAGE[prefix]
+
+
+def check_languages(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate language names, raising with the allowed ones."""
+    bad = [n for n in names if n not in LANGUAGES]
+    if bad:
+        raise ValueError(f"unknown language(s) {bad}; allowed: {sorted(LANGUAGES)}")
+    return list(names)
