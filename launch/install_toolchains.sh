@@ -43,13 +43,64 @@ fi
 mkdir -p "$tools"
 
 # Rust crates, built once with Debian's rustc (the one the sandbox can read) and no network.
+# The tests were written against rand 0.4 (Rust/50 calls gen_range(low, high)) and Debian ships
+# rand 0.8, so `rand` is a small crate giving rand 0.4's Rng API on top of rand 0.8.
 rustc_bin=/usr/bin/rustc
-rust_id="$($rustc_bin --version)"
+read -r -d '' rand04 <<'RUST' || true
+//! rand 0.4's `Rng` API, which HumanEval-X's Rust tests use, implemented with rand 0.8.
+pub use rand08::rngs::ThreadRng;
+pub use rand08::{random, rngs, thread_rng, CryptoRng, Error, RngCore, SeedableRng};
+pub mod distributions {
+    pub use rand08::distributions::*;
+}
+pub mod seq {
+    pub use rand08::seq::*;
+}
+use rand08::distributions::{uniform::SampleUniform, Distribution, Standard};
+
+pub trait Rng: RngCore {
+    fn gen<T>(&mut self) -> T
+    where
+        Standard: Distribution<T>,
+        Self: Sized,
+    {
+        Standard.sample(self)
+    }
+    fn gen_range<T: SampleUniform + PartialOrd>(&mut self, low: T, high: T) -> T
+    where
+        Self: Sized,
+    {
+        rand08::Rng::gen_range(self, low..high)
+    }
+    fn gen_weighted_bool(&mut self, n: u32) -> bool
+    where
+        Self: Sized,
+    {
+        n <= 1 || self.gen_range(0, n) == 0
+    }
+    fn choose<'a, T>(&mut self, values: &'a [T]) -> Option<&'a T>
+    where
+        Self: Sized,
+    {
+        rand08::seq::SliceRandom::choose(values, self)
+    }
+    fn shuffle<T>(&mut self, values: &mut [T])
+    where
+        Self: Sized,
+    {
+        rand08::seq::SliceRandom::shuffle(values, self)
+    }
+}
+impl<R: RngCore + ?Sized> Rng for R {}
+RUST
+rust_id="$($rustc_bin --version) $(echo "$rand04" | sha256sum | cut -c1-16)"
 if ! grep -qF "\"$rust_id\"" "$tools/rust/crates.json" 2>/dev/null; then
-  echo "[toolchains] building Rust crates rand, regex, md5 offline with $rust_id"
+  echo "[toolchains] building Rust crates rand (0.4 API), regex, md5 offline with $rust_id"
   build="$(mktemp -d)"
-  mkdir -p "$build/src" "$build/.cargo"
-  printf '[package]\nname = "humaneval_deps"\nversion = "0.1.0"\nedition = "2021"\n[dependencies]\nrand = "0.8"\nregex = "1"\nmd5 = "0.7"\n' >"$build/Cargo.toml"
+  mkdir -p "$build/src" "$build/.cargo" "$build/rand04/src"
+  printf '[package]\nname = "humaneval_deps"\nversion = "0.1.0"\nedition = "2021"\n[dependencies]\nhumaneval_rand = { path = "rand04" }\nregex = "1"\nmd5 = "0.7"\n' >"$build/Cargo.toml"
+  printf '[package]\nname = "humaneval_rand"\nversion = "0.4.99"\nedition = "2021"\n[dependencies]\nrand08 = { package = "rand", version = "0.8" }\n' >"$build/rand04/Cargo.toml"
+  echo "$rand04" >"$build/rand04/src/lib.rs"
   : >"$build/src/lib.rs"
   printf '[source.crates-io]\nreplace-with = "debian"\n[source.debian]\ndirectory = "/usr/share/cargo/registry"\n' >"$build/.cargo/config.toml"
   (cd "$build" && CARGO_HOME="$build/home" RUSTC="$rustc_bin" /usr/bin/cargo build -q --offline --release)
@@ -59,7 +110,7 @@ if ! grep -qF "\"$rust_id\"" "$tools/rust/crates.json" 2>/dev/null; then
   rm -rf "$build"
   lib() { ls "$tools/rust/deps/lib$1"-*.rlib | head -n1; }
   printf '{"rustc": "%s", "version": "%s", "deps": "%s", "rand": "%s", "regex": "%s", "md5": "%s"}\n' \
-    "$rustc_bin" "$rust_id" "$tools/rust/deps" "$(lib rand)" "$(lib regex)" "$(lib md5)" \
+    "$rustc_bin" "$rust_id" "$tools/rust/deps" "$(lib humaneval_rand)" "$(lib regex)" "$(lib md5)" \
     >"$tools/rust/crates.json"
 fi
 
@@ -70,13 +121,13 @@ if [ ! -d "$tools/node/node_modules/js-md5" ]; then
 fi
 
 # Precompiled header of the C++ standard includes (same flags as the evaluator's g++ call).
-gxx_id="$(g++ --version | head -n1) $(sha256sum "$root/t5x_xfer/codeeval/languages.py" | cut -c1-16)"
+header="$(PYTHONPATH="$root" python3 -c \
+  'from t5x_xfer.codeeval.languages import CPP_PREAMBLE; print(CPP_PREAMBLE, end="")')"
+gxx_id="$(g++ --version | head -n1) $(echo "$header" | sha256sum | cut -c1-16)"
 if [ "$(cat "$tools/cpp/stamp" 2>/dev/null)" != "$gxx_id" ]; then
   echo "[toolchains] precompiling the C++ header"
   mkdir -p "$tools/cpp"
-  PYTHONPATH="$root" python3 -c \
-    'from t5x_xfer.codeeval.languages import CPP_PREAMBLE; print(CPP_PREAMBLE, end="")' \
-    >"$tools/cpp/humaneval.h"
+  echo "$header" >"$tools/cpp/humaneval.h"
   g++ -std=c++17 -w -x c++-header "$tools/cpp/humaneval.h" -o "$tools/cpp/humaneval.h.gch"
   echo "$gxx_id" >"$tools/cpp/stamp"
 fi

@@ -112,6 +112,10 @@ def _discover_one(lang: str, need_shared: bool) -> Toolchain:
     if missing:
         return Toolchain(lang, tools, tuple(missing), "")
     missing += _check_libraries(lang, tools, tdir, manifest)
+    # Prepared artefacts change results too (the rand shim, the precompiled header).
+    versions.append(json.dumps(manifest) if lang == "rust" else "")
+    if lang == "cpp" and (tdir / "cpp" / "stamp").is_file():
+        versions.append((tdir / "cpp" / "stamp").read_text())
     if lang == "go":
         tools["gopath"] = GOPATH
     version = hashlib.sha256("\n".join(versions).encode()).hexdigest()[:16]
