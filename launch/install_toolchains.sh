@@ -131,4 +131,16 @@ if [ "$(cat "$tools/cpp/stamp" 2>/dev/null)" != "$gxx_id" ]; then
   g++ -std=c++17 -w -x c++-header "$tools/cpp/humaneval.h" -o "$tools/cpp/humaneval.h.gch"
   echo "$gxx_id" >"$tools/cpp/stamp"
 fi
+# Class-data archive of javac's startup: halves each compile's time.
+java_id="$(javac -version 2>&1 | head -n1)"
+if [ "$(cat "$tools/java/stamp" 2>/dev/null)" != "$java_id" ]; then
+  echo "[toolchains] archiving javac's classes (CDS)"
+  jbuild="$(mktemp -d)"
+  printf 'import java.util.*;\nclass Main { public static void main(String[] a) { List<Integer> x = new ArrayList<>(Arrays.asList(1, 2)); if (x.size() != 2) throw new AssertionError(); } }\n' >"$jbuild/Main.java"
+  mkdir -p "$tools/java"
+  javac -J-XX:ArchiveClassesAtExit="$tools/java/javac.jsa" -J-XX:TieredStopAtLevel=1 \
+    -J-XX:+UseSerialGC -J-XX:-UsePerfData -d "$jbuild" "$jbuild/Main.java" >/dev/null 2>&1
+  rm -rf "$jbuild"
+  echo "$java_id" >"$tools/java/stamp"
+fi
 chmod -R a+rX "$tools"

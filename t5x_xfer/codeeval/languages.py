@@ -271,8 +271,10 @@ def _rust_build(t: Mapping[str, str], w: str) -> list[Command]:
     for crate in ("rand", "regex", "md5"):
         externs += ["--extern", f"{crate}={t['rust_crate_' + crate]}"]
     return [
-        [t["rustc"], "--edition", "2021", "--test", "-A", "warnings", "-C", "opt-level=1"]
+        # opt-level 0 keeps overflow checks on, as `cargo test` (the benchmark's runner) does.
+        [t["rustc"], "--edition", "2021", "--test", "-A", "warnings", "-C", "opt-level=0"]
         + ["-C", "debuginfo=0", *externs, "-L", f"dependency={t['rust_deps']}"]
+        + (["-C", "link-arg=-fuse-ld=gold"] if t.get("ld.gold") else [])
         + [f"{w}/main.rs", "-o", f"{w}/main"]
     ]
 
@@ -322,6 +324,7 @@ LANGUAGES: dict[str, Language] = {
             assemble=_assemble_java,
             build=lambda t, w: [
                 [t["javac"], *(f"-J{f}" for f in _JVM_FAST), "-nowarn", "-encoding", "UTF-8"]
+                + ([f"-J-XX:SharedArchiveFile={t['javac_cds']}"] if t.get("javac_cds") else [])
                 + ["-d", w, f"{w}/Main.java"]
             ],
             run=lambda t, w: [[t["java"], *_JVM_FAST, "-cp", w, "Main"]],
@@ -351,7 +354,9 @@ LANGUAGES: dict[str, Language] = {
             hf_name="go",
             executables=("go",),
             assemble=_assemble_go,
-            build=lambda t, w: [[t["go"], "test", "-c", "-vet=off", "-o", f"{w}/main.test", "."]],
+            build=lambda t, w: [
+                [t["go"], "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", f"{w}/main.test", "."]
+            ],
             run=lambda t, w: [[f"{w}/main.test"]],
             judge=_judge_go,
             env=lambda t: {
