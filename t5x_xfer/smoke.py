@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from t5x_xfer import checkpoints, gin_utils, hf
 from t5x_xfer.models import EncoderDecoderModel
+from t5x_xfer.vocabularies import train_byte_level_bpe
 
 log = logging.getLogger("t5x_xfer.smoke")
 
@@ -41,22 +42,6 @@ SNIPPETS = [
     "for i in range(10):\n    print(i)\n",
     "while (n > 0) {\n  n--;\n}\n",
 ]
-
-
-def _train_tokenizer(path: Path) -> None:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=384,
-        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(SNIPPETS * 10, trainer)
-    tok.save(str(path))
 
 
 def _copy_batches(vocab: Any, batch_size: int, length: int, seed: int):
@@ -110,7 +95,7 @@ def run(
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
-    _train_tokenizer(out_dir / "tokenizer.json")
+    train_byte_level_bpe(SNIPPETS * 10, out_dir / "tokenizer.json")
     gin_utils.parse(
         ["gin/models/tiny.gin"], [f'TOKENIZER="{out_dir}"', *gin_bindings], finalize=False
     )

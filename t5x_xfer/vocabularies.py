@@ -17,6 +17,29 @@ import seqio
 import tensorflow as tf
 
 EOS_CANDIDATES = ("</s>", "<|endoftext|>", "<eos>")
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>")  # CodeT5+'s ids 0..3
+
+
+def train_byte_level_bpe(texts: Sequence[str], path: str | Path, vocab_size: int = 384) -> Path:
+    """Train a small CodeT5+-style tokenizer (byte-level BPE, <pad>=0, </s>=2) on ``texts``.
+
+    For the offline debug run and tests, where no real tokenizer can be downloaded; the result
+    is a ``tokenizer.json`` that ``HuggingFaceVocabulary`` reads like a real one.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    tok.save(str(path))
+    return Path(path)
 
 
 @gin.configurable

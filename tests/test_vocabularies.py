@@ -9,7 +9,7 @@ import sentencepiece as spm
 import seqio
 import tensorflow as tf
 
-from t5x_xfer.vocabularies import HuggingFaceVocabulary
+from t5x_xfer.vocabularies import HuggingFaceVocabulary, train_byte_level_bpe
 
 SNIPPETS = {
     "python": 'def add(a, b):\n    """Sum."""\n\n    return a + b\n\n\nif x:\n\tpass  # tab\n',
@@ -25,26 +25,10 @@ SNIPPETS = {
 }
 
 
-def train_byte_level_bpe(path) -> None:
-    """A tiny CodeT5+-style tokenizer: byte-level BPE, <pad>=0, <s>=1, </s>=2, <unk>=3."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(list(SNIPPETS.values()) * 20, trainer)
-    tok.save(str(path))
-
-
 @pytest.fixture(scope="module")
 def vocab(tmp_path_factory):
     path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
-    train_byte_level_bpe(path)
+    train_byte_level_bpe(list(SNIPPETS.values()) * 20, path, vocab_size=400)
     return HuggingFaceVocabulary(str(path.parent))
 
 
@@ -80,7 +64,7 @@ def test_bad_tokenizer_paths(tmp_path):
     with pytest.raises(FileNotFoundError, match="no tokenizer at"):
         _ = HuggingFaceVocabulary(str(tmp_path)).tokenizer
     with pytest.raises(ValueError, match="none of the EOS tokens"):
-        train_byte_level_bpe(tmp_path / "tokenizer.json")
+        train_byte_level_bpe(["a b c"], tmp_path / "tokenizer.json")
         _ = HuggingFaceVocabulary(str(tmp_path), eos_token="<|im_end|>").eos_id
 
 
