@@ -7,4 +7,6 @@ from multiprocessing.connection import Connection
 from t5x_xfer.codeeval.engine import worker_main
 
 if __name__ == "__main__":
-    worker_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    worker_main(
+        Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    )

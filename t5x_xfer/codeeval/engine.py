@@ -12,12 +12,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import subprocess
-import sys
 import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -164,7 +164,7 @@ def _describe(out: sb.Outcome) -> dict:
     }
 
 
-# --- workers ---------------------------------------------------------------------------------------
+# --- workers ---
 
 
 def worker_main(inbox: Connection, outbox: Connection) -> None:
@@ -293,7 +293,10 @@ def execute(
     by_inbox = {w.inbox: w for w in workers_}
     try:
         for w in workers_:
-            w.inbox.recv()  # ready
+            try:
+                w.inbox.recv()  # ready
+            except EOFError:
+                raise RuntimeError("a worker failed to start; its error is printed above") from None
             if queue:
                 busy[w.inbox] = queue.pop()
                 w.outbox.send(busy[w.inbox])

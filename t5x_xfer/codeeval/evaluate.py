@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from t5x_xfer.codeeval import data as D
-from t5x_xfer.codeeval import engine
+from t5x_xfer.codeeval import engine, report
 from t5x_xfer.codeeval import languages as L
-from t5x_xfer.codeeval import report
 from t5x_xfer.codeeval import sandbox as sb
 from t5x_xfer.codeeval import toolchains as tc
 
@@ -99,7 +98,7 @@ def evaluate(
     )
     rows = []
     index: Counter[str] = Counter()
-    for s, program in zip(samples, programs):
+    for s, program in zip(samples, programs, strict=True):
         r = results[program.key]
         defect = D.KNOWN_DEFECTS.get(s.task_id)
         rows.append(

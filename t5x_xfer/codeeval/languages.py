@@ -26,7 +26,7 @@ STATUSES = (
 # (the test, a main function) or the end of a code block. ``truncate_completion`` applies them.
 STOP_SEQUENCES: dict[str, tuple[str, ...]] = {
     "python": ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert ", "\n```"),
-    "cpp": ("\nint main", "\n#undef NDEBUG", "\n```"),
+    "cpp": ("\nint main", "\n```"),
     "java": ("\npublic class Main", "\nclass Main", "\n```"),
     "js": ("\nconst test", "\nconsole.log(", "\nmodule.exports", "\n```"),
     "go": ("\nfunc Test", "\nfunc main", "\npackage ", "\n```"),
@@ -61,7 +61,7 @@ def truncate_completion(language: str, completion: str) -> str:
     return completion[:cut]
 
 
-# --- program assembly -------------------------------------------------------------------------
+# --- program assembly ---
 
 PYTHON_PREAMBLE = "\n".join(
     [
@@ -189,7 +189,7 @@ def generation_prompt(language: str, problem: Mapping[str, str]) -> str:
     return problem["prompt"]
 
 
-# --- judging ------------------------------------------------------------------------------------
+# --- judging ---
 
 
 def _judge_python(rc: int, out: str, err: str) -> str:
@@ -231,7 +231,7 @@ def _judge_rust(rc: int, out: str, err: str) -> str:
     return "failed" if "assertion failed" in out + err else "runtime_error"
 
 
-# --- the recipe table ---------------------------------------------------------------------------
+# --- the recipe table ---
 
 Command = list[str]
 # (tool paths, work dir as the program sees it) -> commands

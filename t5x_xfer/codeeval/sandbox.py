@@ -188,7 +188,7 @@ def _credentials(uid: int):
     return switch
 
 
-# --- worker slots: a dedicated uid, a scratch dir and cgroups per worker --------------------------
+# --- worker slots: a dedicated uid, a scratch dir and cgroups per worker ---
 
 
 @dataclasses.dataclass
@@ -279,13 +279,17 @@ def setup_cgroups(slot: Slot, version: str, limits: Limits) -> None:
         return
     for path, settings in groups.items():
         path.mkdir(parents=True, exist_ok=True)
+        swap = path / "memory.memsw.limit_in_bytes"
+        if swap.exists():  # v1 needs memory <= memory+swap at every step: raise that first
+            with contextlib.suppress(OSError):
+                swap.write_text(mem)
         for name, value in settings.items():
             if (path / name).exists():
                 (path / name).write_text(value)
         slot.cgroups.append(path)
 
 
-# --- killing ---------------------------------------------------------------------------------------
+# --- killing ---
 
 
 def pids_of(uid: int) -> list[int]:
@@ -302,6 +306,40 @@ def pids_of(uid: int) -> list[int]:
         if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
             pids.append(int(entry))
     return pids
+
+
+def kill_descendants(root: int) -> None:
+    """SIGKILL every descendant of ``root``: orphans that escaped with setsid are reparented to
+    it (a child subreaper), so this reaches them in tiers without a uid of their own."""
+    for _ in range(200):
+        parent = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat_line = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                fields = stat_line.rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parent[int(entry)] = int(fields[1])
+        doomed = [p for p in parent if _descends(p, root, parent)]
+        if not doomed:
+            return
+        for pid in doomed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        reap()
+        time.sleep(0.005)
+
+
+def _descends(pid: int, root: int, parent: dict[int, int]) -> bool:
+    seen = 0
+    while pid in parent and seen < 1000:
+        pid = parent[pid]
+        if pid == root:
+            return True
+        seen += 1
+    return False
 
 
 def reap() -> None:
@@ -341,7 +379,7 @@ def _exited(pid: int) -> bool:
     return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
 
 
-# --- running -------------------------------------------------------------------------------------
+# --- running ---
 
 
 class Sandbox:
@@ -502,4 +540,6 @@ class Sandbox:
         proc.wait()
         if self.uid is not None:
             kill_user(self.uid)
+        elif not self.bwrap:  # bwrap's pid namespace already took everything down with it
+            kill_descendants(os.getpid())
         reap()

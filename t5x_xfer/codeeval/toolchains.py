@@ -130,7 +130,10 @@ def _check_libraries(lang: str, tools: dict[str, str], tdir: Path, manifest: dic
     elif lang == "cpp":
         src = "#include <boost/any.hpp>\n#include <openssl/md5.h>\n"
         proc = subprocess.run(
-            [tools["g++"], "-fsyntax-only", "-x", "c++", "-"], input=src, capture_output=True, text=True
+            [tools["g++"], "-fsyntax-only", "-x", "c++", "-"],
+            input=src,
+            capture_output=True,
+            text=True,
         )
         if proc.returncode != 0:
             missing.append("Boost and OpenSSL headers (apt-get install libboost-dev libssl-dev)")
