@@ -110,7 +110,7 @@ def squad(ex: Example, prefix: str = "squad") -> dict[str, tf.Tensor]:
     """SQuAD 1.1/2.0: target is the first gold answer, ``unanswerable`` when there is none;
     ``answers`` keeps every gold answer for EM/F1."""
     answers = field(ex, "answers", "text")
-    target = tf.cond(tf.size(answers) > 0, lambda: answers[0], lambda: tf.constant(UNANSWERABLE))
+    target = tf.concat([answers, [UNANSWERABLE]], axis=0)[0]  # first answer, else the marker
     return {
         "inputs": _join(
             prefix, " question: ", field(ex, "question"), " context: ", field(ex, "context")
