@@ -11,7 +11,7 @@ metrics and the evaluator; the feature converter drops them from model batches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import seqio
 import tensorflow as tf
@@ -54,7 +54,7 @@ def _options(choices: tf.Tensor, letters: tf.Tensor | None = None) -> tf.Tensor:
     )
 
 
-def _has_label(key: str) -> callable:
+def _has_label(key: str) -> Callable[[Example], tf.Tensor]:
     return lambda ex: field(ex, key) >= 0
 
 
