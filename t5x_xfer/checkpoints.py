@@ -23,14 +23,14 @@ PARAMS = "params"
 MODEL_CONFIG = "model_config"
 
 
-def _shape_tree(tree: Any) -> dict[str, tuple[int, ...]]:
+def shape_tree(tree: Any) -> dict[str, tuple[int, ...]]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
 
 
 def check_shapes(actual: Any, expected: Any, where: str) -> None:
     """Raise naming ``where`` and every mismatching parameter when two param trees differ."""
-    got, want = _shape_tree(actual), _shape_tree(expected)
+    got, want = shape_tree(actual), shape_tree(expected)
     problems = [f"missing {k} (expected shape {want[k]})" for k in sorted(set(want) - set(got))]
     problems += [f"unexpected {k} (shape {got[k]})" for k in sorted(set(got) - set(want))]
     problems += [

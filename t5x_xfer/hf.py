@@ -223,7 +223,7 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], cfg: T5Config, source: str) 
             "decoder output (tied embeddings); set tie_word_embeddings=false in config.json if "
             "the checkpoint is untied"
         )
-    expected = checkpoints._shape_tree(EncoderDecoderModel(cfg).abstract_params())
+    expected = checkpoints.shape_tree(EncoderDecoderModel(cfg).abstract_params())
     params: dict[str, Any] = {}
     used = set()
     for path, key, kind in _weight_table(cfg):

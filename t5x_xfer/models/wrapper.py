@@ -23,6 +23,14 @@ Params = Any
 Batch = Mapping[str, Array]
 
 
+def _loss_weights(batch: Batch) -> Array:
+    """seqio's decoder_loss_weights, else every non-padding target token."""
+    weights = batch.get("decoder_loss_weights")
+    if weights is None:
+        weights = batch["decoder_target_tokens"] > 0
+    return jnp.asarray(weights, jnp.float32)
+
+
 class EncoderDecoderModel:
     """Loss, score and initialisation for an encoder-decoder module."""
 
@@ -75,9 +83,7 @@ class EncoderDecoderModel:
         """Mean cross entropy per weighted target token, and metrics summed over the batch."""
         logits = self.logits(params, batch, dropout_rng)
         targets = batch["decoder_target_tokens"]
-        weights = batch.get("decoder_loss_weights")
-        if weights is None:
-            weights = (targets > 0).astype(jnp.float32)
+        weights = _loss_weights(batch)
         total, total_z, n_tokens = cross_entropy_with_logits(
             logits, targets, weights, label_smoothing, z_loss
         )
@@ -95,9 +101,7 @@ class EncoderDecoderModel:
         """Per-example sum of target-token log-likelihoods (for ranking and rescoring)."""
         logits = self.logits(params, batch)
         targets = batch["decoder_target_tokens"]
-        weights = batch.get("decoder_loss_weights")
-        if weights is None:
-            weights = (targets > 0).astype(jnp.float32)
+        weights = _loss_weights(batch)
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         token_ll = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
         return jnp.sum(token_ll * weights, axis=-1)
