@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -75,3 +76,18 @@ def require_sandbox() -> sb.Probe:
 def write_samples(path: Path, records: Iterable[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def processes() -> list[tuple[int, int, str]]:
+    """(pid, real uid, command line) of every live process, to look for survivors."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            uid = int(Path(f"/proc/{entry}/status").read_text().split("Uid:")[1].split()[0])
+        except (OSError, IndexError, ValueError):
+            continue
+        found.append((int(entry), uid, cmdline))
+    return found

@@ -135,19 +135,11 @@ class Listener:
 
 
 def _survivors() -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            uid = int(Path(f"/proc/{entry}/status").read_text().split("Uid:")[1].split()[0])
-        except (OSError, IndexError, ValueError):
-            continue
-        sandbox_uid = sb.UID_BASE <= uid < sb.UID_BASE + sb.UID_SLOTS
-        if SLEEP_MARK in cmdline or sandbox_uid:
-            found.append(f"{entry} uid={uid} {cmdline}")
-    return found
+    return [
+        f"{pid} uid={uid} {cmdline}"
+        for pid, uid, cmdline in fakes.processes()
+        if SLEEP_MARK in cmdline or sb.UID_BASE <= uid < sb.UID_BASE + sb.UID_SLOTS
+    ]
 
 
 def test_hostile_programs_are_contained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
