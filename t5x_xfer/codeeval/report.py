@@ -70,18 +70,23 @@ def summarize(rows: Sequence[dict]) -> dict:
     """Per-language and overall pass@k, status counts and known defects from per-sample rows."""
     by_task: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
-        by_task[row["task_id"]].append(row)
+        # A missing toolchain or library is not the model's failure: such samples are left out
+        # of pass@k (and counted under environment_error), not scored as failures.
+        if row["status"] != "environment_error":
+            by_task[row["task_id"]].append(row)
     languages: dict[str, dict] = {}
     all_counts, all_clean = [], []
     for lang in sorted({row["language"] for row in rows}):
         tasks = {t: rs for t, rs in by_task.items() if rs[0]["language"] == lang}
+        if not tasks:
+            continue
         counts = [(len(rs), sum(r["passed"] for r in rs)) for rs in tasks.values()]
         clean = [
             (len(rs), sum(r["passed"] for r in rs))
             for rs in tasks.values()
             if not rs[0].get("known_defect")
         ]
-        statuses = Counter(r["status"] for rs in tasks.values() for r in rs)
+        statuses = Counter(r["status"] for r in rows if r["language"] == lang)
         languages[lang] = {
             "problems": len(tasks),
             "samples": sum(n for n, _ in counts),
@@ -140,6 +145,9 @@ def markdown(summary: dict) -> str:
     cells = ["overall", o["problems"], o["samples"], *(_pct(o["pass_at_k"].get(k)) for k in ks)]
     lines.append("| " + " | ".join(str(c) for c in cells) + " |" + " |" * len(STATUSES))
     lines += ["", "pass@k in percent: unbiased estimator (Chen et al. 2021), mean over problems."]
+    env = sum(s["statuses"]["environment_error"] for s in summary["languages"].values())
+    if env:
+        lines += ["", f"WARNING: {env} samples hit environment errors and are left out of pass@k."]
     if summary["known_defects"]:
         lines += ["", "Known defects of the data (pass@k also reported without them):", ""]
         for d in summary["known_defects"]:

@@ -48,6 +48,27 @@ def test_summary_excludes_known_defects_separately() -> None:
     assert "bwrap+uid" in report.markdown(s) and "Go/95 (flaky)" in report.markdown(s)
 
 
+def test_environment_errors_are_not_model_failures() -> None:
+    rows = [
+        {"task_id": "JavaScript/1", "language": "js", "passed": True, "status": "passed"},
+        {
+            "task_id": "JavaScript/1",
+            "language": "js",
+            "passed": False,
+            "status": "environment_error",
+        },
+        {
+            "task_id": "JavaScript/2",
+            "language": "js",
+            "passed": False,
+            "status": "environment_error",
+        },
+    ]
+    s = report.summarize(rows)["languages"]["js"]
+    assert s["pass_at_k"] == {"pass@1": 1.0} and s["problems"] == 1
+    assert s["statuses"]["environment_error"] == 2
+
+
 def test_truncation() -> None:
     body = "    x = 1\n    return x\n\n\ndef helper():\n    pass\nprint(1)\n"
     assert L.truncate_completion("python", body) == "    x = 1\n    return x\n\n\n"
