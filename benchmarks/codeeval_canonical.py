@@ -23,7 +23,7 @@ from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
 from t5x_xfer.codeeval import toolchains as tc
 from t5x_xfer.codeeval.evaluate import evaluate
-from t5x_xfer.codeeval.report import write_atomic
+from t5x_xfer.io_utils import write_atomic
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "humaneval-x"
 

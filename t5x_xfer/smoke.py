@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import optax
 from tqdm import tqdm
 
 from t5x_xfer import checkpoints, gin_utils, hf
+from t5x_xfer.io_utils import write_atomic, write_json_atomic
 from t5x_xfer.models import EncoderDecoderModel
 from t5x_xfer.vocabularies import train_byte_level_bpe
 
@@ -64,12 +64,6 @@ def _copy_batches(vocab: Any, batch_size: int, length: int, seed: int):
             "decoder_target_tokens": tgt,
             "decoder_loss_weights": (tgt > 0).astype(np.float32),
         }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def run(
@@ -157,8 +151,8 @@ def run(
         "hf_export": "hf",
     }
     rows = "\n".join(f"| {k} | {v} |" for k, v in summary.items())
-    (out_dir / "summary.md").write_text(f"# Smoke run\n\n| what | value |\n|---|---|\n{rows}\n")
-    _write_json(summary_path, summary)
+    write_atomic(out_dir / "summary.md", f"# Smoke run\n\n| what | value |\n|---|---|\n{rows}\n")
+    write_json_atomic(summary_path, summary)
     return summary
 
 

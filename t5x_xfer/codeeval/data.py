@@ -7,12 +7,11 @@ Hugging Face snapshot of ``THUDM/humaneval-x``, jsonl or jsonl.gz) or from the h
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from t5x_xfer.codeeval import languages as L
+from t5x_xfer.io_utils import iter_jsonl
 
 HF_REPO = "THUDM/humaneval-x"
 
@@ -46,12 +45,6 @@ def _candidates(root: Path, lang: str) -> list[Path]:
     return [d / (n + gz) for d in dirs for n in names for gz in (".gz", "")]
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def load_problems(
     languages: Iterable[str], data_dir: str | Path | None = None
 ) -> dict[str, dict[str, dict]]:
@@ -73,7 +66,7 @@ def load_problems(
                     + " (and the Hugging Face layout data/<lang>/data/humaneval.jsonl)"
                 )
             path = found[0]
-        records = _read_jsonl(path)
+        records = [record for _, record in iter_jsonl(path)]
         out[lang] = {r["task_id"]: r for r in records}
     return out
 
@@ -99,25 +92,17 @@ def read_samples(path: str | Path) -> list[Sample]:
     Raises ValueError naming the file, the line number and what is expected.
     """
     samples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: malformed JSON ({e.msg}); expected one object") from e
-            if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
-                raise ValueError(f'{where}: expected an object with a string "task_id"')
-            text = record.get("generation", record.get("completion"))
-            if not isinstance(text, str):
-                raise ValueError(f'{where}: expected a string "generation" or "completion"')
-            try:
-                lang = L.language_of(record["task_id"])
-            except ValueError as e:
-                raise ValueError(f"{where}: {e}") from None
-            samples.append(Sample(record["task_id"], text, lang, number))
+    for where, record in iter_jsonl(path):
+        if not isinstance(record.get("task_id"), str):
+            raise ValueError(f'{where}: expected an object with a string "task_id"')
+        text = record.get("generation", record.get("completion"))
+        if not isinstance(text, str):
+            raise ValueError(f'{where}: expected a string "generation" or "completion"')
+        try:
+            lang = L.language_of(record["task_id"])
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+        samples.append(Sample(record["task_id"], text, lang, int(where.rsplit(":", 1)[1])))
     return samples
 
 

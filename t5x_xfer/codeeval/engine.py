@@ -26,8 +26,8 @@ from pathlib import Path
 
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
-from t5x_xfer.codeeval.report import write_atomic
 from t5x_xfer.codeeval.toolchains import Toolchain, tools_dir
+from t5x_xfer.io_utils import write_atomic
 
 TAIL_CHARS = 2000
 

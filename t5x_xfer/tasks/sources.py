@@ -19,8 +19,6 @@ with its file, line and the missing field.
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,6 +27,8 @@ from typing import Any
 
 import seqio
 import tensorflow as tf
+
+from t5x_xfer.io_utils import iter_jsonl
 
 
 class MissingDataError(FileNotFoundError):
@@ -155,19 +155,10 @@ STRING = tf.TensorSpec((), tf.string)
 
 def read_jsonl(path: Path, fields: Sequence[str], dataset: str) -> Records:
     """JSON lines (optionally gzip), each checked for ``fields``; errors name file and line."""
-    opener = gzip.open if path.suffix == ".gz" else open
     records = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{dataset} {path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: malformed JSON ({e.msg})") from e
-            require_fields(record, fields, where)
-            records.append(record)
+    for where, record in iter_jsonl(path, dataset):
+        require_fields(record, fields, where)
+        records.append(record)
     return records
 
 
