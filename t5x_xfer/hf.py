@@ -328,11 +328,13 @@ def load_hf(hf_dir: str, dtype: str = "float32") -> tuple[T5Config, dict[str, An
     return cfg, hf_to_params(tensors, cfg, source), path
 
 
-def save_hf(out: str | Path, params: Mapping[str, Any], cfg: T5Config) -> Path:
+def save_hf(
+    out: str | Path, params: Mapping[str, Any], cfg: T5Config, source: str = "export"
+) -> Path:
     """Write config.json + model.safetensors; ``params`` is checked against ``cfg`` first."""
     from safetensors.numpy import save_file
 
-    checkpoints.check_shapes(params, EncoderDecoderModel(cfg).abstract_params(), "export")
+    checkpoints.check_shapes(params, EncoderDecoderModel(cfg).abstract_params(), source)
     out = Path(out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.safetensors.tmp"
@@ -361,10 +363,7 @@ def export_hf(*, checkpoint: str, out: str, tokenizer_dir: str | None = None) ->
     root, step = checkpoints.resolve(checkpoint)
     cfg = checkpoints.load_config(checkpoint)
     params = checkpoints.load_params(checkpoint)
-    checkpoints.check_shapes(
-        params, EncoderDecoderModel(cfg).abstract_params(), f"checkpoint {root / str(step)}"
-    )
-    path = save_hf(out, params, cfg)
+    path = save_hf(out, params, cfg, f"checkpoint {root / str(step)}")
     source = Path(tokenizer_dir) if tokenizer_dir else root / ASSETS_DIR
     if source.is_dir():
         for name in TOKENIZER_FILES:

@@ -126,14 +126,11 @@ def run(
     hf.export_hf(checkpoint=str(ckpt), out=str(out_dir / "hf"), tokenizer_dir=str(out_dir))
     cfg2, params2, _ = hf.load_hf(str(out_dir / "hf"))
     probe = next(_copy_batches(vocab, 4, length, seed + 2))
-    diff = float(
-        jnp.max(
-            jnp.abs(model.logits(params, probe) - EncoderDecoderModel(cfg2).logits(params2, probe))
-        )
-    )
+    logits = model.logits(params, probe)
+    diff = float(jnp.max(jnp.abs(logits - EncoderDecoderModel(cfg2).logits(params2, probe))))
     if diff > 1e-5:
         raise RuntimeError(f"HF export/import changed the logits by {diff}")
-    greedy = np.asarray(jnp.argmax(model.logits(params, probe), -1))
+    greedy = np.asarray(jnp.argmax(logits, -1))
     token_acc = float(
         np.sum((greedy == probe["decoder_target_tokens"]) * probe["decoder_loss_weights"])
         / np.sum(probe["decoder_loss_weights"])
