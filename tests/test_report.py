@@ -1,0 +1,298 @@
+"""The research report: pass@k from evaluate_code rows, paired bootstrap, verdicts, files, errors.
+
+Experiments are synthetic: per-problem (n, c) written as evaluate_code results.jsonl rows, so
+every expected number is known by construction.
+"""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from t5x_xfer import report as R
+from t5x_xfer.codeeval.languages import LANGUAGES
+
+PREFIX = {name: lang.task_prefix for name, lang in LANGUAGES.items()}
+
+
+def write_eval(
+    root: Path,
+    arm: str,
+    seed: int,
+    counts: dict[str, Sequence[tuple[int, int]]],
+    *,
+    env_errors: dict[str, int] | None = None,
+    tier: str = "bwrap+uid",
+) -> Path:
+    """An evaluate_code output dir: per language, problem i gets n samples of which c pass
+    (plus ``env_errors[lang]`` environment-error samples on problem 0)."""
+    out = root / arm / f"seed{seed}" / "eval"
+    out.mkdir(parents=True)
+    rows = []
+    for lang, per_problem in counts.items():
+        for i, (n, c) in enumerate(per_problem):
+            statuses = ["passed"] * c + ["failed"] * (n - c)
+            if i == 0:
+                statuses += ["environment_error"] * (env_errors or {}).get(lang, 0)
+            for j, status in enumerate(statuses):
+                rows.append(
+                    {
+                        "task_id": f"{PREFIX[lang]}/{i}",
+                        "language": lang,
+                        "sample": j,
+                        "status": status,
+                        "passed": status == "passed",
+                        "known_defect": None,
+                    }
+                )
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "summary.json").write_text(json.dumps({"sandbox": {"tier": tier, "detail": "test"}}))
+    return out
+
+
+def random_counts(rng: np.random.Generator, p: np.ndarray, n: int) -> list[tuple[int, int]]:
+    return [(n, int(c)) for c in rng.binomial(n, p)]
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(R).failed == 0
+
+
+def test_pass_at_k_against_hand_computed(tmp_path: Path) -> None:
+    # n = 12 per problem, c = 0, 1, 12. pass@1 = c/n; pass@10 = 1 - C(n-c,10)/C(n,10):
+    # c=1: 1 - C(11,10)/C(12,10) = 1 - 11/66 = 5/6; c=12: 1.
+    write_eval(tmp_path, "baseline", 0, {"python": [(12, 0), (12, 1), (12, 12)]})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
+    m = rep["per_language"]["python"]["metrics"]
+    assert m["pass@1"]["arms"]["baseline"]["mean"] == pytest.approx((0 + 1 / 12 + 1) / 3)
+    assert m["pass@10"]["arms"]["baseline"]["mean"] == pytest.approx((0 + 5 / 6 + 1) / 3)
+    assert m["pass@10"]["arms"]["baseline"]["per_problem"]["0"] == pytest.approx(
+        [0.0, 5 / 6, 1.0], abs=1e-6
+    )
+    assert math.comb(11, 10) / math.comb(12, 10) == pytest.approx(1 / 6)
+
+
+def test_per_problem_matches_codeeval_estimator() -> None:
+    got = R.per_problem_pass_at_k([(5, 2), (20, 0), (10, 3)], 1)
+    np.testing.assert_allclose(got, [0.4, 0.0, 0.3])
+    with pytest.raises(ValueError, match="needs at least 10"):
+        R.per_problem_pass_at_k([(5, 2)], 10)
+
+
+def test_better_arm_interval_above_zero_identical_straddles(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    p = rng.uniform(0.0, 0.6, size=40)
+    langs = ("python", "cpp")
+    for s in (0, 1):
+        base = {lang: random_counts(rng, p, 10) for lang in langs}
+        write_eval(tmp_path, "baseline", s, base)
+        write_eval(tmp_path, "mnli", s, base)  # identical to the baseline
+        better = {lang: random_counts(rng, np.minimum(p + 0.3, 1.0), 10) for lang in langs}
+        write_eval(tmp_path, "cnn_dailymail", s, better)
+        write_eval(tmp_path, "qqp", s, {lang: random_counts(rng, p * 0.5, 10) for lang in langs})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=2000)
+    for lang in langs:
+        m = rep["per_language"][lang]["metrics"]["pass@1"]
+        cnn = m["vs_baseline"]["cnn_dailymail"]
+        assert cnn["verdict"] == "above zero" and cnn["low"] > 0
+        assert cnn["seeds"] == [0, 1] and cnn["n_seeds"] == 2 and cnn["n_problems"] == 40
+        same = m["vs_baseline"]["mnli"]
+        assert same["diff"] == 0.0 and same["low"] <= 0.0 <= same["high"]
+        assert same["verdict"] == "straddles zero"
+        assert m["vs_baseline"]["qqp"]["verdict"] == "below zero"
+        assert m["cnn_vs_nlu"]["qqp"]["low"] > 0  # cnn - qqp
+        assert m["cnn_vs_best_nlu"]["a"] == "mnli"
+        verdict = rep["per_language"][lang]["verdict"]
+        assert verdict["vs_baseline"] == "above zero" and verdict["vs_best_nlu"] == "above zero"
+    assert rep["best_nlu"]["arm"] == "mnli"
+    assert "target language" in rep["per_language"]["python"]["verdict"]["text"]
+    # pass@10 is reported too (n = 10 per problem) and compared the same way
+    assert rep["per_language"]["cpp"]["metrics"]["pass@10"]["vs_baseline"]["mnli"]["diff"] == 0
+
+
+def test_paired_bootstrap_identical_and_shuffled() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.uniform(size=100)
+    r = R.paired_bootstrap(a, a.copy(), n_resamples=500)
+    assert (r.diff, r.low, r.high, r.verdict) == (0.0, 0.0, 0.0, "straddles zero")
+    # Same values on other problems: equal means, but per-problem differences are noise.
+    r = R.paired_bootstrap(a, rng.permutation(a), n_resamples=2000)
+    assert r.diff == pytest.approx(0.0, abs=1e-12)
+    assert r.low < 0 < r.high and r.verdict == "straddles zero"
+
+
+def test_paired_bootstrap_pairs_problems() -> None:
+    # Huge between-problem spread, a constant +0.05 gain: pairing makes the interval tight.
+    rng = np.random.default_rng(0)
+    a = rng.choice([0.0, 1.0], size=200) * 0.9
+    b = a + 0.05 + rng.normal(0, 0.01, size=200)
+    r = R.paired_bootstrap(a, b, n_resamples=2000)
+    assert r.verdict == "above zero"
+    assert 0.04 < r.low < r.diff < r.high < 0.06
+    assert R.paired_bootstrap(b, a, n_resamples=2000).verdict == "below zero"
+
+
+def test_paired_bootstrap_is_deterministic() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(size=(3, 30)), rng.uniform(size=(3, 30))
+    assert R.paired_bootstrap(a, b, seed=7) == R.paired_bootstrap(a, b, seed=7)
+    assert R.paired_bootstrap(a, b, seed=7) != R.paired_bootstrap(a, b, seed=8)
+
+
+def test_paired_bootstrap_resamples_seeds() -> None:
+    # The difference varies only between seeds: problem resampling alone sees no uncertainty.
+    effects = np.array([0.3, -0.2, 0.1, 0.0, -0.15])
+    a = np.zeros((5, 50))
+    b = a + effects[:, None]
+    for s in range(5):
+        one = R.paired_bootstrap(a[s], b[s], n_resamples=1000)
+        assert one.low == pytest.approx(one.high) == pytest.approx(effects[s])
+    r = R.paired_bootstrap(a, b, n_resamples=4000)
+    assert r.n_seeds == 5 and r.diff == pytest.approx(effects.mean())
+    # bootstrap SE of a mean of 5 values with sd ~0.2: ~0.08, so the 95% width is ~0.3
+    assert 0.2 < r.high - r.low < 0.5 and r.low < r.diff < r.high
+    assert r.verdict == "straddles zero"
+
+
+def test_paired_bootstrap_shares_the_problem_draw_across_seeds() -> None:
+    # The difference varies only between problems, identically in every seed: more seeds add no
+    # information, so the interval must not narrow (it would if each seed drew its own problems).
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.02, 0.2, size=60)
+    one = R.paired_bootstrap(np.zeros(60), d, n_resamples=3000)
+    four = R.paired_bootstrap(np.zeros((4, 60)), np.tile(d, (4, 1)), n_resamples=3000)
+    assert four.high - four.low == pytest.approx(one.high - one.low, rel=1e-9)
+
+
+def test_paired_bootstrap_errors() -> None:
+    with pytest.raises(ValueError, match="same shape"):
+        R.paired_bootstrap(np.zeros((2, 5)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="n_resamples"):
+        R.paired_bootstrap([0.1], [0.2], n_resamples=0)
+    with pytest.raises(ValueError, match="at least one"):
+        R.paired_bootstrap(np.zeros((1, 0)), np.zeros((1, 0)))
+
+
+def test_hierarchical_in_report_and_unpaired_seeds(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.1, 0.5, size=20)
+    for s in (0, 1, 2):
+        write_eval(tmp_path, "baseline", s, {"go": random_counts(rng, p, 5)})
+    for s in (0, 1):
+        write_eval(tmp_path, "cnn_dailymail", s, {"go": random_counts(rng, p, 5)})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=500)
+    m = rep["per_language"]["go"]["metrics"]
+    cmp = m["pass@1"]["vs_baseline"]["cnn_dailymail"]
+    assert cmp["seeds"] == [0, 1] and cmp["n_seeds"] == 2 and "unpaired" in cmp["note"]
+    base = m["pass@1"]["arms"]["baseline"]
+    assert set(base["per_seed"]) == {"0", "1", "2"} and base["seed_sd"] is not None
+    assert base["mean"] == pytest.approx(np.mean(list(base["per_seed"].values())))
+    assert m["pass@10"]["available"] is False  # n = 5 < 10
+    assert any("go: pass@10 not available" in s for s in rep["statements"])
+    assert "no NLU arm" in " ".join(rep["statements"])
+
+
+def test_files_written(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 0.5, size=10)
+    for arm in ("baseline", "mnli", "squad_v2", "cnn_dailymail"):
+        write_eval(tmp_path, arm, 0, {lang: random_counts(rng, p, 10) for lang in ("java", "js")})
+    out = tmp_path / "out"
+    rep = R.write_report(tmp_path, out, n_resamples=200)
+    assert json.loads((out / "report.json").read_text())["best_nlu"] == rep["best_nlu"]
+    md = (out / "report.md").read_text()
+    assert "## Verdicts (pass@1)" in md and "## java" in md and "## js" in md
+    assert "biases that comparison in the NLU arm's favour" in md
+    assert "| cnn_dailymail |" in md and "minus each NLU arm" in md
+    assert "![js](pass_at_1_js.png)" in md
+    for lang in ("java", "js"):
+        assert (out / f"pass_at_1_{lang}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
+    assert sorted(rep["files"]["plots"]) == ["java", "js"]
+    statements = " ".join(rep["statements"])
+    assert "languages without results in any arm: python, cpp, go, rust" in statements
+    assert "qqp" in statements and "all10" in statements  # expected arms not present
+
+
+def test_missing_cnn_arm_and_language_is_stated(tmp_path: Path) -> None:
+    write_eval(tmp_path, "baseline", 0, {"rust": [(1, 1), (1, 0)], "cpp": [(1, 0), (1, 0)]})
+    write_eval(tmp_path, "anli_plus", 0, {"cpp": [(1, 1), (1, 0)]})
+    (tmp_path / "anli_plus" / "seed1").mkdir()  # a run not evaluated yet
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
+    statements = " ".join(rep["statements"])
+    assert "no 'cnn_dailymail' arm" in statements
+    assert "rust: no results for arms anli_plus" in statements
+    assert "anli_plus/seed1: no eval/results.jsonl" in statements
+    assert "no verdict" in rep["per_language"]["cpp"]["verdict"]["text"]
+    assert rep["per_language"]["cpp"]["metrics"]["pass@1"]["cnn_vs_nlu"] is None
+    assert rep["best_nlu"]["arm"] == "anli_plus"
+    assert rep["best_nlu"]["languages"] == ["cpp"]  # rust lacks anli_plus
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "no verdict" in md
+
+
+def test_environment_errors_are_left_out(tmp_path: Path) -> None:
+    write_eval(tmp_path, "baseline", 0, {"cpp": [(2, 1), (2, 2)]}, env_errors={"cpp": 3})
+    write_eval(tmp_path, "mnli", 0, {"cpp": [(0, 0), (2, 2)]}, env_errors={"cpp": 2})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
+    m = rep["per_language"]["cpp"]["metrics"]["pass@1"]
+    # CPP/0 has no scored sample in mnli: dropped for every arm, so both use CPP/1 only
+    assert m["task_ids"] == ["CPP/1"] and "CPP/0" in m["dropped_problems"]
+    assert m["arms"]["baseline"]["mean"] == 1.0
+    assert "baseline/seed0 cpp: 3 samples hit environment errors" in " ".join(rep["statements"])
+
+
+def test_known_defects_can_be_excluded(tmp_path: Path) -> None:
+    out = write_eval(tmp_path, "baseline", 0, {"go": [(1, 1), (1, 0)]})
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows[1]["known_defect"] = "flaky"
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kept = R.write_report(tmp_path, tmp_path / "a", n_resamples=50)
+    dropped = R.write_report(tmp_path, tmp_path / "b", n_resamples=50, exclude_known_defects=True)
+    assert kept["per_language"]["go"]["metrics"]["pass@1"]["arms"]["baseline"]["mean"] == 0.5
+    assert dropped["per_language"]["go"]["metrics"]["pass@1"]["arms"]["baseline"]["mean"] == 1.0
+
+
+def test_different_problem_sets_raise_naming_arms(tmp_path: Path) -> None:
+    write_eval(tmp_path, "baseline", 0, {"java": [(1, 1), (1, 0), (1, 0)]})
+    write_eval(tmp_path, "cnn_dailymail", 0, {"java": [(1, 1), (1, 0)]})
+    with pytest.raises(ValueError, match=r"baseline/seed0 has 3 .*cnn_dailymail/seed0 has 2"):
+        R.write_report(tmp_path, tmp_path / "out")
+
+
+def test_arms_selection_and_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        R.write_report(tmp_path / "nope", tmp_path / "out")
+    with pytest.raises(ValueError, match="no <arm>/seed<S>/eval/results.jsonl"):
+        R.write_report(tmp_path, tmp_path / "out")
+    write_eval(tmp_path, "baseline", 0, {"python": [(1, 1)]})
+    write_eval(tmp_path, "mnli", 0, {"python": [(1, 0)]})
+    rep = R.write_report(tmp_path, tmp_path / "out", arms=["baseline", "ccg"], n_resamples=50)
+    assert rep["arms"] == ["baseline"]
+    assert "arms without results (left out of the report): ccg" in rep["statements"]
+    with pytest.raises(ValueError, match=r"found arms: \['baseline', 'mnli'\]"):
+        R.write_report(tmp_path, tmp_path / "out", arms=["ccg"])
+    bad = tmp_path / "bad" / "baseline" / "seed0" / "eval"
+    bad.mkdir(parents=True)
+    (bad / "results.jsonl").write_text('{"task_id": "Go/1", "status": "passed"}\n')
+    with pytest.raises(ValueError, match=r"results.jsonl:1: row lacks \['language'\]"):
+        R.write_report(tmp_path / "bad", tmp_path / "out")
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_eval(tmp_path, "baseline", 0, {"python": [(1, 1), (1, 0)]})
+    write_eval(tmp_path, "cnn_dailymail", 0, {"python": [(1, 1), (1, 1)]})
+    out = tmp_path / "out"
+    argv = ["--root", str(tmp_path), "--out", str(out), "--n_resamples", "100"]
+    assert R.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "python (target language, not zero-shot), pass@1: cnn_dailymail - baseline" in printed
+    assert (out / "report.md").is_file()
+    assert R.main(["--root", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "error: report root" in capsys.readouterr().err
