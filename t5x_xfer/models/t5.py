@@ -6,6 +6,12 @@ main activations are constrained to (batch, length, embed); the mapping to mesh 
 unscaled dot-product attention, relative position buckets shared by all layers of a stack,
 RMS layer norm computed in float32, softmax in float32. Packed inputs are supported through
 segment ids: the position bias depends only on differences, so packing is exact.
+
+Decoding uses a KV cache (flax collection ``"cache"``, see ``T5.decode_step``): each decoder
+self-attention keeps ``cached_key``/``cached_value`` [batch, max_decode_length, heads, kv], each
+cross-attention keeps the keys and values projected from the encoder output once, and the
+decoder keeps ``cache_index`` (the position of the next query) and the ``encoder_mask``. The
+teacher-forced path never touches the cache and is unchanged by it.
 """
 
 from __future__ import annotations
@@ -111,7 +117,9 @@ class RelativePositionBias(nn.Module):
     bidirectional: bool
 
     @nn.compact
-    def __call__(self, q_len: int, k_len: int) -> Array:
+    def __call__(self, q_len: int, k_len: int, q_offset: Array | None = None) -> Array:
+        """[1, heads, q_len, k_len]; ``q_offset`` shifts the query positions (cached decoding,
+        where the single query sits at the cache index)."""
         cfg = self.config
         table = _param(
             self,
@@ -120,7 +128,8 @@ class RelativePositionBias(nn.Module):
             (cfg.num_heads, cfg.relative_attention_num_buckets),
             ("heads", "relpos_buckets"),
         )
-        relative = jnp.arange(k_len)[None, :] - jnp.arange(q_len)[:, None]
+        q_pos = jnp.arange(q_len) if q_offset is None else jnp.arange(q_len) + q_offset
+        relative = jnp.arange(k_len)[None, :] - q_pos[:, None]
         buckets = relative_position_bucket(
             relative,
             self.bidirectional,
@@ -131,7 +140,14 @@ class RelativePositionBias(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head attention without score scaling (T5 folds it into the initialisation)."""
+    """Multi-head attention without score scaling (T5 folds it into the initialisation).
+
+    ``decode`` switches to cached decoding: self-attention (``cross=False``) writes the keys and
+    values of its single query position ``position`` into a [batch, ``max_decode_length``, heads,
+    kv] cache and attends over all of it (the caller masks positions not yet written);
+    cross-attention (``cross=True``) projects ``x_kv`` once, when its cache is created, and
+    reuses the result at every step.
+    """
 
     config: T5Config
 
@@ -139,10 +155,14 @@ class Attention(nn.Module):
     def __call__(
         self,
         x_q: Array,
-        x_kv: Array,
+        x_kv: Array | None,
         mask: Array | None,
         bias: Array | None,
         deterministic: bool,
+        decode: bool = False,
+        cross: bool = False,
+        position: Array | None = None,
+        max_decode_length: int | None = None,
     ) -> Array:
         cfg = self.config
         dt = compute_dtype(cfg)
@@ -152,8 +172,31 @@ class Attention(nn.Module):
         wv = _param(self, "value", d**-0.5, (d, h, k), ("embed", "heads", "kv"))
         wo = _param(self, "out", (h * k) ** -0.5, (h, k, d), ("heads", "kv", "embed"))
         q = jnp.einsum("bqd,dhk->bqhk", x_q, wq.astype(dt))
-        key = jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt))
-        value = jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt))
+        if not decode:
+            key = jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt))
+            value = jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt))
+        elif cross:  # projected once from the encoder output, when the cache is created
+            key = self.variable(
+                "cache", "cached_key", lambda: jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt))
+            ).value
+            value = self.variable(
+                "cache", "cached_value", lambda: jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt))
+            ).value
+        else:
+            assert position is not None and max_decode_length is not None
+            ready = self.has_variable("cache", "cached_key")
+            shape = (x_q.shape[0], max_decode_length, h, k)
+            cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, dt)
+            cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, dt)
+            start = (0, position, 0, 0)
+            key = jax.lax.dynamic_update_slice(
+                cached_key.value, jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt)), start
+            )
+            value = jax.lax.dynamic_update_slice(
+                cached_value.value, jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt)), start
+            )
+            if ready:  # creating the cache only allocates it; steps write their position
+                cached_key.value, cached_value.value = key, value
         q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
         scores = jnp.einsum("bqhk,bthk->bhqt", q, key).astype(jnp.float32)
         if bias is not None:
@@ -217,20 +260,32 @@ class DecoderLayer(nn.Module):
     def __call__(
         self,
         x: Array,
-        encoded: Array,
+        encoded: Array | None,
         self_mask: Array,
         self_bias: Array,
         cross_mask: Array,
         deterministic: bool,
+        decode: bool = False,
+        position: Array | None = None,
+        max_decode_length: int | None = None,
     ) -> Array:
         cfg = self.config
         dt = compute_dtype(cfg)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x)
-        y = Attention(cfg, name="self_attention")(y, y, self_mask, self_bias, deterministic)
+        y = Attention(cfg, name="self_attention")(
+            y,
+            y,
+            self_mask,
+            self_bias,
+            deterministic,
+            decode=decode,
+            position=position,
+            max_decode_length=max_decode_length,
+        )
         x = _residual(x, y, cfg.dropout_rate, deterministic)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x)
         y = Attention(cfg, name="encoder_decoder_attention")(
-            y, encoded, cross_mask, None, deterministic
+            y, encoded, cross_mask, None, deterministic, decode=decode, cross=True
         )
         x = _residual(x, y, cfg.dropout_rate, deterministic)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
@@ -282,25 +337,56 @@ class Decoder(nn.Module):
     @nn.compact
     def __call__(
         self,
-        encoded: Array,
-        encoder_mask: Array,
+        encoded: Array | None,
+        encoder_mask: Array | None,
         tokens: Array,
-        decoder_mask: Array,
+        decoder_mask: Array | None,
         encoder_segment_ids: Array | None,
         decoder_segment_ids: Array | None,
         deterministic: bool,
+        decode: bool = False,
+        max_decode_length: int | None = None,
     ) -> Array:
+        """Teacher-forced logits, or with ``decode`` one cached step (see ``T5.decode_step``)."""
         cfg = self.config
         x = nn.Dropout(cfg.dropout_rate)(self.embed(tokens), deterministic=deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-        length = tokens.shape[1]
-        bias = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")(length, length)
-        causal = jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
-        self_mask = attention_mask(decoder_mask, decoder_segment_ids, decoder_segment_ids) & causal
-        cross_mask = attention_mask(encoder_mask, decoder_segment_ids, encoder_segment_ids)
+        position = None
+        if decode:
+            assert max_decode_length is not None and tokens.shape[1] == 1
+            ready = self.has_variable("cache", "cache_index")
+            index = self.variable("cache", "cache_index", lambda: jnp.zeros((), jnp.int32))
+            cached_mask = self.variable("cache", "encoder_mask", lambda: encoder_mask.astype(bool))
+            position = index.value
+            # Unidirectional buckets of key_pos - query_pos for the one query at ``position``.
+            bias = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")(
+                1, max_decode_length, position
+            )
+            self_mask = (jnp.arange(max_decode_length) <= position)[None, None, None, :]
+            cross_mask = attention_mask(cached_mask.value)
+            if ready:
+                index.value = position + 1
+        else:
+            length = tokens.shape[1]
+            bias = RelativePositionBias(cfg, bidirectional=False, name="relpos_bias")(
+                length, length
+            )
+            causal = jnp.tril(jnp.ones((length, length), dtype=bool))[None, None]
+            self_mask = (
+                attention_mask(decoder_mask, decoder_segment_ids, decoder_segment_ids) & causal
+            )
+            cross_mask = attention_mask(encoder_mask, decoder_segment_ids, encoder_segment_ids)
         for i in range(cfg.num_decoder_layers):
             x = DecoderLayer(cfg, name=f"layers_{i}")(
-                x, encoded, self_mask, bias, cross_mask, deterministic
+                x,
+                encoded,
+                self_mask,
+                bias,
+                cross_mask,
+                deterministic,
+                decode=decode,
+                position=position,
+                max_decode_length=max_decode_length,
             )
         x = RMSNorm(cfg.layer_norm_epsilon, compute_dtype(cfg), name="decoder_norm")(x)
         x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
@@ -358,6 +444,32 @@ class T5(nn.Module):
             encoder_segment_ids,
             decoder_segment_ids,
             deterministic,
+        )
+
+    def decode_step(
+        self,
+        decoder_input_tokens: Array,
+        max_decode_length: int,
+        encoded: Array | None = None,
+        encoder_mask: Array | None = None,
+    ) -> Array:
+        """One cached decoding step: float32 logits [batch, 1, vocab] for tokens [batch, 1].
+
+        Apply with ``mutable=["cache"]``. The first call, without a ``"cache"`` collection,
+        creates it from ``encoded`` and ``encoder_mask`` (its logits are meaningless); later
+        calls pass only the token at position ``cache_index`` and advance the index. Encoder
+        arguments are ignored once the cache exists.
+        """
+        return self.decoder(
+            encoded,
+            encoder_mask,
+            decoder_input_tokens,
+            None,
+            None,
+            None,
+            True,
+            decode=True,
+            max_decode_length=max_decode_length,
         )
 
     def __call__(
