@@ -333,7 +333,8 @@ def _pp(x: float) -> str:
 def _describe(cmp: Mapping[str, Any] | None) -> str:
     if not cmp or not cmp.get("available"):
         return "n/a" if not cmp else f"n/a ({cmp['reason']})"
-    return f"{_pp(cmp['diff'])} pp [{_pp(cmp['low'])}, {_pp(cmp['high'])}]"
+    text = f"{_pp(cmp['diff'])} pp [{_pp(cmp['low'])}, {_pp(cmp['high'])}]"
+    return text + (f" (paired seeds {cmp['seeds']} only)" if "note" in cmp else "")
 
 
 def build_report(
@@ -475,7 +476,7 @@ def build_report(
         entry["verdict"] = _verdict(lang, entry, primary, best["arm"])
     return {
         "arms": arms,
-        "seeds": {a: s for a, s in seeds.items()},
+        "seeds": seeds,
         "languages": languages,
         "missing_languages": missing_languages,
         "ks": ks,

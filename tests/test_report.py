@@ -190,6 +190,7 @@ def test_hierarchical_in_report_and_unpaired_seeds(tmp_path: Path) -> None:
     m = rep["per_language"]["go"]["metrics"]
     cmp = m["pass@1"]["vs_baseline"]["cnn_dailymail"]
     assert cmp["seeds"] == [0, 1] and cmp["n_seeds"] == 2 and "unpaired" in cmp["note"]
+    assert "(paired seeds [0, 1] only)" in (tmp_path / "out" / "report.md").read_text()
     base = m["pass@1"]["arms"]["baseline"]
     assert set(base["per_seed"]) == {"0", "1", "2"} and base["seed_sd"] is not None
     assert base["mean"] == pytest.approx(np.mean(list(base["per_seed"].values())))
