@@ -3,7 +3,7 @@
 A checkpoint directory is an orbax ``CheckpointManager`` root with numbered step directories;
 each step holds the item ``params`` (the model parameters) and ``model_config`` (the
 ``T5Config`` as JSON), so any stage can rebuild the model from the directory alone. Trainer
-steps add further items (optimizer state, data iterator) beside these; readers of params never
+steps add further items (optimizer state, step metadata) beside these; readers of params never
 need them. Anywhere a checkpoint is expected, either the root (latest step) or one step
 directory may be given.
 """
@@ -115,3 +115,79 @@ def load_params(path: str | Path, target: Any | None = None) -> Any:
     if target is None:
         params = jax.tree_util.tree_map(np.asarray, params)
     return params
+
+
+# --------------------------------------------------------------------------------------------
+# Training checkpoints: params + optimizer state + the step (which fixes the data position).
+
+OPT_STATE = "opt_state"
+TRAIN_META = "train_meta"
+
+
+def train_manager(
+    model_dir: str | Path,
+    *,
+    keep: int | None = 3,
+    keep_best: int = 0,
+    best_metric: str | None = None,
+    best_mode: str = "min",
+    async_save: bool = True,
+) -> ocp.CheckpointManager:
+    """The training run's CheckpointManager: the last ``keep`` steps plus the ``keep_best``
+    best by ``best_metric`` (an eval metric given at save time, ``best_mode`` min or max)."""
+    if best_mode not in ("min", "max"):
+        raise ValueError(f"best_mode {best_mode!r} unknown; allowed: ['min', 'max']")
+    if keep_best and not best_metric:
+        raise ValueError("keep_best needs best_metric (e.g. 'eval/loss')")
+    policies: list[Any] = [ocp.checkpoint_managers.LatestN(keep)]
+    if keep_best:
+        policies.append(
+            ocp.checkpoint_managers.BestN(
+                get_metric_fn=lambda m: m[best_metric],
+                reverse=best_mode == "min",
+                n=keep_best,
+                keep_checkpoints_without_metrics=False,
+            )
+        )
+    options = ocp.CheckpointManagerOptions(
+        create=True,
+        enable_async_checkpointing=async_save,
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+    )
+    return ocp.CheckpointManager(Path(model_dir).expanduser().resolve(), options=options)
+
+
+def save_train_state(
+    manager: ocp.CheckpointManager,
+    step: int,
+    params: Any,
+    opt_state: Any,
+    config: T5Config,
+    meta: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+) -> None:
+    """Save one training step (asynchronously when the manager allows). ``meta`` holds the
+    step and the number of batches drawn, from which the data position is restored."""
+    items = {
+        PARAMS: ocp.args.StandardSave(params),
+        OPT_STATE: ocp.args.StandardSave(opt_state),
+        MODEL_CONFIG: ocp.args.JsonSave(config.to_dict()),
+        TRAIN_META: ocp.args.JsonSave(meta),
+    }
+    manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
+
+
+def restore_train_state(
+    manager: ocp.CheckpointManager,
+    step: int,
+    abstract_params: Any,
+    abstract_opt_state: Any,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(params, opt_state, meta) of ``step``, sharded like the abstract targets."""
+    items = {
+        PARAMS: ocp.args.StandardRestore(abstract_params),
+        OPT_STATE: ocp.args.StandardRestore(abstract_opt_state),
+        TRAIN_META: ocp.args.JsonRestore(),
+    }
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
+    return restored[PARAMS], restored[OPT_STATE], restored[TRAIN_META]

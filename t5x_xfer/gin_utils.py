@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +14,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def search_paths(extra: Sequence[str] = ()) -> list[str]:
-    """Where gin files are looked up: given paths, the working dir, then the repo root."""
-    paths = [*extra, os.getcwd(), str(REPO_ROOT)]
+    """Where gin files are looked up: given paths, the working dir, the repo root, then the
+    repo's gin/ folder (so ``models/tiny.gin`` and ``gin/models/tiny.gin`` both work)."""
+    paths = [*extra, os.getcwd(), str(REPO_ROOT), str(REPO_ROOT / "gin")]
     return list(dict.fromkeys(str(Path(p).resolve()) for p in paths))
 
 
@@ -32,7 +34,19 @@ def parse(
     for f in gin_files:
         if not any((Path(p) / f).is_file() for p in paths) and not Path(f).is_file():
             raise FileNotFoundError(f"gin file {f!r} not found in {paths}")
-    gin.parse_config_files_and_bindings(list(gin_files), list(bindings), finalize_config=finalize)
+    quiet = _DropPathNotFound()
+    logging.getLogger().addFilter(quiet)  # gin logs every search path it tries and misses
+    try:
+        gin.parse_config_files_and_bindings(
+            list(gin_files), list(bindings), finalize_config=finalize
+        )
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class _DropPathNotFound(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Path not found")
 
 
 def macro(name: str) -> Any:
