@@ -105,7 +105,8 @@ def load_params(path: str | Path, target: Any | None = None) -> Any:
     root, step = resolve(path)
     with ocp.CheckpointManager(root) as manager:
         if target is not None:
-            meta = manager.item_metadata(step)[PARAMS]
+            meta = ocp.StandardCheckpointer().metadata(root / str(step) / PARAMS)
+            meta = getattr(meta, "item_metadata", meta)
             check_shapes(getattr(meta, "tree", meta), target, f"checkpoint {root / str(step)}")
             restore = ocp.args.StandardRestore(target)
         else:

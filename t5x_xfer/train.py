@@ -45,6 +45,13 @@ from t5x_xfer import trainer as trainer_lib
 from t5x_xfer.io_utils import write_atomic
 from t5x_xfer.models import EncoderDecoderModel, T5Config
 
+if __name__ == "__main__":  # pragma: no cover
+    # ``python -m t5x_xfer.train``: run the package module instead, so gin registers the entry
+    # function once (as t5x_xfer.train.train, the name the run files bind), not also __main__'s.
+    from t5x_xfer.train import main as _package_main
+
+    sys.exit(_package_main())
+
 log = logging.getLogger("t5x_xfer.train")
 
 # bfloat16 dense peak FLOP/s per device, for MFU (substring of jax's device_kind).

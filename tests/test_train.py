@@ -1,0 +1,194 @@
+"""The train binary end to end on a tiny model: outputs, stage chaining, exact resume after
+SIGKILL, and bad input failing before training starts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from t5x_xfer import checkpoints, train, vocabularies
+from t5x_xfer.tasks import testing
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train")
+    data = testing.fake_data_dir(root / "data", n=40)
+    texts = (data / "mbpp" / "mbpp.jsonl").read_text().splitlines() * 3
+    texts += [json.dumps(r) for r in testing.CSQA_RECORDS] * 3
+    tok = vocabularies.train_byte_level_bpe(texts, root / "tokenizer.json", vocab_size=400)
+    return {"root": root, "data": data, "tok": tok}
+
+
+def _argv(setup: dict, model_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--gin_file=runs/debug_cpu.gin",
+        "--gin_file=models/tiny.gin",
+        f'--gin.TOKENIZER="{setup["tok"]}"',
+        f'--gin.DATA_DIR="{setup["data"]}"',
+        f'--gin.MODEL_DIR="{model_dir}"',
+        '--gin.MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp"',
+        "--gin.BATCH_SIZE=8",
+        "--no_progress",
+        *extra,
+    ]
+
+
+def _steps(model_dir: Path) -> list[int]:
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.name.isdigit())
+
+
+def _metrics(model_dir: Path) -> dict[int, float]:
+    out = {}
+    for line in (model_dir / "train_metrics.jsonl").read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line being written while we poll
+            continue
+        out[row["step"]] = row["loss"]
+    return out
+
+
+def test_stage_chaining_and_run_outputs(setup):
+    inter = setup["root"] / "inter"
+    rc = train.main(
+        _argv(
+            setup,
+            inter,
+            '--gin.MIXTURE_OR_TASK_NAME="xfer_mix_commonsense_qa"',
+            "--gin.TRAIN_STEPS=4",
+            "--gin.train.save_every=2",
+            "--gin.train.log_every=1",
+            "--gin.train.eval_every=4",
+        )
+    )
+    assert rc == 0
+    assert _steps(inter) == [2, 4]  # keep_checkpoints = 2
+    assert sorted(_metrics(inter)) == [1, 2, 3, 4]
+    assert "xfer_mix_commonsense_qa" in (inter / "config.gin").read_text()
+    assert (inter / "hf_assets" / "tokenizer.json").is_file()
+    assert list((inter / "train").glob("events.out.tfevents.*"))
+    assert json.loads((inter / "summary.json").read_text())["eval"]["loss"] > 0
+
+    target = setup["root"] / "target"
+    rc = train.main(_argv(setup, target, f'--gin.INIT_CHECKPOINT="{inter}"', "--gin.TRAIN_STEPS=0"))
+    assert rc == 0 and _steps(target) == [0]
+    first = checkpoints.load_params(target)
+    last = checkpoints.load_params(inter)
+    jax.tree.map(np.testing.assert_array_equal, first, last)
+    # The optimizer starts fresh: the saved step-0 state equals a new optimizer's init.
+    import orbax.checkpoint as ocp
+
+    from t5x_xfer import trainer
+
+    fresh = trainer.make_optimizer(trainer.make_schedule("constant", 1e-3)).init(first)
+    with ocp.CheckpointManager(target) as m:
+        saved = m.restore(0, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore(fresh)))
+    jax.tree.map(
+        lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+        saved["opt_state"],
+        fresh,
+    )
+    # The target run resumes from its own checkpoint, not INIT_CHECKPOINT, when rerun.
+    rc = train.main(_argv(setup, target, f'--gin.INIT_CHECKPOINT="{inter}"', "--gin.TRAIN_STEPS=2"))
+    assert (
+        rc == 0 and json.loads((target / "summary.json").read_text())["restored_from"] == "resume"
+    )
+
+
+def _launch(setup: dict, model_dir: Path) -> subprocess.Popen:
+    argv = _argv(
+        setup,
+        model_dir,
+        "--gin.TRAIN_STEPS=30",
+        "--gin.train.save_every=10",
+        "--gin.train.log_every=1",
+        "--gin.train.eval_every=0",
+        "--gin.train.async_checkpointing=True",
+        "--gin.train.keep_checkpoints=5",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "t5x_xfer.train", *argv],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_exact_resume_after_sigkill(setup):
+    whole = setup["root"] / "whole"
+    proc = _launch(setup, whole)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+
+    killed = setup["root"] / "killed"
+    proc = _launch(setup, killed)
+    metrics = killed / "train_metrics.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        saved = _steps(killed) if killed.exists() else []
+        if saved and metrics.exists() and max(_metrics(killed)) > max(saved):
+            break  # a finished checkpoint, and steps done after it
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGSTOP)  # freeze, then check we are between checkpoints
+    logged = max(_metrics(killed))
+    saved = _steps(killed)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert saved and logged > max(saved) and logged < 30, (saved, logged)
+    print(f"killed at step {logged}, last checkpoint {max(saved)}")
+
+    proc = _launch(setup, killed)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    assert _metrics(killed) == _metrics(whole)  # the same loss at every step
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        checkpoints.load_params(killed),
+        checkpoints.load_params(whole),
+    )
+
+
+def _fails_before_training(setup, capsys, model_dir: Path, *extra: str) -> str:
+    rc = train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=2", *extra))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert not model_dir.exists() or not _steps(model_dir)
+    return err
+
+
+def test_unknown_gin_binding(setup, capsys):
+    err = _fails_before_training(setup, capsys, setup["root"] / "b1", "--gin.train.bogus=1")
+    assert "bogus" in err
+
+
+def test_unknown_gin_file(setup, capsys):
+    err = _fails_before_training(setup, capsys, setup["root"] / "b2", "--gin_file=runs/nope.gin")
+    assert "runs/nope.gin" in err
+
+
+def test_unregistered_mixture(setup, capsys):
+    err = _fails_before_training(
+        setup, capsys, setup["root"] / "b3", '--gin.MIXTURE_OR_TASK_NAME="xfer_mix_nope"'
+    )
+    assert "xfer_mix_nope" in err and "xfer_mix_nlu9" in err
+
+
+def test_init_checkpoint_with_wrong_shapes(setup, capsys):
+    other = setup["root"] / "other"
+    rc = train.main(_argv(setup, other, "--gin.NUM_LAYERS=1", "--gin.TRAIN_STEPS=0"))
+    assert rc == 0
+    err = _fails_before_training(
+        setup, capsys, setup["root"] / "b4", f'--gin.INIT_CHECKPOINT="{other}"'
+    )
+    assert "do not match" in err and str(other) in err
