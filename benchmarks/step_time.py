@@ -1,10 +1,16 @@
-"""Forward+backward step time: our Flax T5 vs transformers' PyTorch T5, same shapes, same run.
+"""Training-step time: our trainer's step vs transformers' PyTorch T5, same shapes, same run.
 
-Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin, float32, dropout on as in
-training), batch 8, input 512, target 128, random init and random tokens. Prints the figures
-and the ratio, and writes them to ``--out`` (JSON + markdown).
+A step is forward + backward + the Adafactor update (T5's optimizer; ours from optax through
+``t5x_xfer.trainer.make_train_step``, theirs ``transformers.optimization.Adafactor`` with the
+same settings). Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin, float32,
+dropout on as in training), batch 8, input 512, target 128, random init and random tokens.
+Prints the figures and the ratio, and writes them to ``--out`` (JSON + markdown).
 
-    python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--out runs/bench]
+    python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--prng rbg] \\
+        [--out runs/bench]
+
+``--prng rbg`` draws dropout masks with XLA's RngBitGenerator instead of threefry (faster on
+CPU and GPU; the default stays threefry, whose masks do not depend on the sharding).
 """
 
 from __future__ import annotations
@@ -51,13 +57,15 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--prng", default="threefry2x32", choices=["threefry2x32", "rbg"])
     args = parser.parse_args()
+    jax.config.update("jax_default_prng_impl", args.prng)
 
     import torch
     from transformers import T5Config as HFConfig
     from transformers import T5ForConditionalGeneration
 
-    from t5x_xfer import gin_utils, hf
+    from t5x_xfer import gin_utils, hf, trainer
     from t5x_xfer.models import EncoderDecoderModel
 
     gin_utils.parse([f"gin/models/{args.model}.gin"], ['ACTIVATION_DTYPE="float32"'])
@@ -66,15 +74,37 @@ def main() -> None:
     tokens = args.batch * (args.inputs + args.targets)
 
     model = EncoderDecoderModel(cfg)
+    schedule = trainer.make_schedule("constant", 1e-3)
+    optimizer = trainer.make_optimizer(schedule, "adafactor")
     params = model.init_params(jax.random.PRNGKey(0))
-    grad_fn = jax.jit(jax.value_and_grad(model.loss_fn, has_aux=True))
-    rng = jax.random.PRNGKey(1)
-    jax_first, jax_times = _time(
-        lambda: jax.block_until_ready(grad_fn(params, batch, rng)), args.steps
-    )
+    state = {
+        "s": trainer.TrainState(
+            step=jax.numpy.zeros((), jax.numpy.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+        )
+    }
+    step_fn = jax.jit(trainer.make_train_step(model, optimizer, schedule), donate_argnums=(0,))
+
+    def jax_step() -> None:
+        state["s"], metrics = step_fn(state["s"], batch)
+        jax.block_until_ready(metrics)
+
+    jax_first, jax_times = _time(jax_step, args.steps)
+
+    from transformers.optimization import Adafactor
 
     torch.manual_seed(0)
     torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(cfg))).train()
+    torch_opt = Adafactor(
+        torch_model.parameters(),
+        lr=1e-3,
+        scale_parameter=True,
+        relative_step=False,
+        warmup_init=False,
+        clip_threshold=1.0,
+        decay_rate=-0.8,
+    )
     t_batch = {
         "input_ids": torch.tensor(batch["encoder_input_tokens"], dtype=torch.long),
         "decoder_input_ids": torch.tensor(batch["decoder_input_tokens"], dtype=torch.long),
@@ -82,13 +112,16 @@ def main() -> None:
     }
 
     def torch_step() -> None:
-        torch_model.zero_grad(set_to_none=True)
+        torch_opt.zero_grad(set_to_none=True)
         torch_model(**t_batch).loss.backward()
+        torch_opt.step()
 
     torch_first, torch_times = _time(torch_step, args.steps)
     ours, theirs = statistics.median(jax_times), statistics.median(torch_times)
     result = {
         "model": args.model,
+        "step": "forward + backward + Adafactor update",
+        "prng": args.prng,
         "shape": {"batch": args.batch, "inputs": args.inputs, "targets": args.targets},
         "cpu_threads": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -110,7 +143,8 @@ def main() -> None:
         f"| transformers (PyTorch) | {theirs:.2f} | {tokens / theirs:.0f} |\n"
     )
     (out / "step_time.md").write_text(
-        f"# Forward+backward, {args.model}, batch {args.batch}, {args.inputs}->{args.targets}\n\n"
+        f"# Train step (fwd+bwd+Adafactor), {args.model}, prng {args.prng}, "
+        f"batch {args.batch}, {args.inputs}->{args.targets}\n\n"
         f"{table}\nratio torch/jax step time: {theirs / ours:.2f}\n"
     )
     print(table)
