@@ -7,6 +7,7 @@ import sys
 
 BINARIES = {
     "convert": "t5x_xfer.convert",
+    "infer": "t5x_xfer.infer",
     "smoke": "t5x_xfer.smoke",
 }
 
