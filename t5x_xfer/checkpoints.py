@@ -23,6 +23,16 @@ PARAMS = "params"
 MODEL_CONFIG = "model_config"
 
 
+def as_path(path: str | Path) -> Any:
+    """A local path (resolved) or, for ``gs://`` and other URLs, an etils ``epath.Path``, so
+    checkpoints can live on GCS for TPU pods."""
+    if "://" in str(path):
+        from etils import epath
+
+        return epath.Path(str(path))
+    return Path(path).expanduser().resolve()
+
+
 def shape_tree(tree: Any) -> dict[str, tuple[int, ...]]:
     flat = jax.tree_util.tree_flatten_with_path(tree)[0]
     return {jax.tree_util.keystr(path): tuple(leaf.shape) for path, leaf in flat}
@@ -47,7 +57,7 @@ def check_shapes(actual: Any, expected: Any, where: str) -> None:
 
 def resolve(path: str | Path) -> tuple[Path, int]:
     """(manager root, step) for a checkpoint root (latest step) or a step directory."""
-    path = Path(path).expanduser().resolve()
+    path = as_path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if (path / PARAMS).is_dir() and path.name.isdigit():
@@ -70,7 +80,7 @@ def save(
     step: int = 0,
 ) -> Path:
     """Write params and model config as step ``step`` of ``directory``; returns the step dir."""
-    directory = Path(directory).expanduser().resolve()
+    directory = as_path(directory)
     with ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(create=True)
     ) as manager:
@@ -155,7 +165,7 @@ def train_manager(
         enable_async_checkpointing=async_save,
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
     )
-    return ocp.CheckpointManager(Path(model_dir).expanduser().resolve(), options=options)
+    return ocp.CheckpointManager(as_path(model_dir), options=options)
 
 
 def save_train_state(

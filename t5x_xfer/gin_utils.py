@@ -46,7 +46,7 @@ def parse(
 
 class _DropPathNotFound(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Path not found")
+        return not str(record.msg).startswith(("Path not found", "system_path_file_exists"))
 
 
 def macro(name: str) -> Any:

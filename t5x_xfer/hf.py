@@ -348,12 +348,12 @@ def import_hf(*, hf_dir: str, out: str, dtype: str = "float32") -> Path:
     """Hugging Face model dir or hub id -> orbax checkpoint (step 0) with the model config."""
     cfg, params, local = load_hf(hf_dir, dtype)
     step_dir = checkpoints.save(out, params, cfg, step=0)
-    assets = Path(out).expanduser().resolve() / ASSETS_DIR
+    assets = checkpoints.as_path(out) / ASSETS_DIR
     found = [name for name in TOKENIZER_FILES if (local / name).is_file()]
     if found:
         assets.mkdir(exist_ok=True)
-        for name in found:
-            shutil.copy2(local / name, assets / name)
+        for name in found:  # byte copies work for local dirs and gs:// alike
+            (assets / name).write_bytes((local / name).read_bytes())
     log.info("imported %s -> %s (tokenizer files: %s)", hf_dir, step_dir, found or "none")
     return step_dir
 

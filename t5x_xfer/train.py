@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import sys
 import time
@@ -182,43 +181,39 @@ def _load_init_params(source: str, path: str, config: T5Config, abstract: Any) -
     return checkpoints.load_params(path, target=abstract)
 
 
-def _copy_assets(model_dir: Path, init_checkpoint: str | None, vocabulary: Any) -> None:
-    """Put the tokenizer files in MODEL_DIR/hf_assets so later stages need only the dir."""
+def _copy_assets(model_dir: Any, init_checkpoint: str | None, vocabulary: Any) -> None:
+    """Put the tokenizer files in MODEL_DIR/hf_assets so later stages need only the dir.
+
+    Sources, first found: the initial checkpoint's hf_assets (or the HF dir itself), then the
+    vocabulary's own file (tokenizer.json or SentencePiece model). Works on gs:// too.
+    """
     from t5x_xfer import hf
 
     dest = model_dir / hf.ASSETS_DIR
-    if dest.is_dir():
+    if dest.exists():
         return
     candidates = []
-    if init_checkpoint and not _is_remote(init_checkpoint):
-        root = Path(init_checkpoint).expanduser()
+    if init_checkpoint:
+        root = checkpoints.as_path(init_checkpoint)
         candidates += [root / hf.ASSETS_DIR, root.parent / hf.ASSETS_DIR, root]
-    source = getattr(vocabulary, "_source", None)
-    if source:
-        candidates.append(Path(source).expanduser())
-    spm = getattr(vocabulary, "sentencepiece_model_file", None)
+    for attr in ("_source", "sentencepiece_model_file"):
+        source = getattr(vocabulary, attr, None)
+        if isinstance(source, str) and source:
+            candidates.append(checkpoints.as_path(source))
     for cand in candidates:
-        files = (
-            [cand]
-            if cand.is_file()
-            else (
-                [cand / f for f in hf.TOKENIZER_FILES if (cand / f).is_file()]
-                if cand.is_dir()
-                else []
-            )
-        )
+        if not cand.exists():
+            continue
+        if cand.is_dir():
+            files = {f: f.name for f in (cand / n for n in hf.TOKENIZER_FILES) if f.exists()}
+        else:
+            files = {cand: "spiece.model" if cand.suffix == ".model" else "tokenizer.json"}
         if files:
             tmp = model_dir / (hf.ASSETS_DIR + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            for f in files:
-                name = "tokenizer.json" if f.suffix == ".json" and cand.is_file() else f.name
-                shutil.copy2(f, tmp / name)
-            os.replace(tmp, dest)
+            tmp.mkdir(parents=True, exist_ok=True)
+            for f, name in files.items():
+                (tmp / name).write_bytes(f.read_bytes())
+            tmp.rename(dest)
             return
-    if spm and Path(spm).is_file():
-        dest.mkdir(parents=True)
-        shutil.copy2(spm, dest / "spiece.model")
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,11 +391,15 @@ def train(
 
         # ---- set up -----------------------------------------------------------------------
         local_dir = _local_dir(model_dir)
-        if local_dir is not None and jax.process_index() == 0:
-            local_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(local_dir / "config.gin", gin.config_str())
+        if jax.process_index() == 0:
+            out_dir = checkpoints.as_path(model_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            if local_dir is not None:
+                write_atomic(local_dir / "config.gin", gin.config_str())
+            else:
+                (out_dir / "config.gin").write_text(gin.config_str())
             _copy_assets(
-                local_dir, init_checkpoint if source == "init" else hf_checkpoint, vocabulary
+                out_dir, init_checkpoint if source == "init" else hf_checkpoint, vocabulary
             )
 
         if source == "resume":
@@ -583,8 +582,12 @@ def train(
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         summary = {"step": step, "train": last, "eval": eval_last, "restored_from": source}
-        if local_dir is not None and jax.process_index() == 0 and step >= train_steps:
-            write_atomic(local_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        if jax.process_index() == 0 and step >= train_steps:
+            text = json.dumps(summary, indent=2) + "\n"
+            if local_dir is not None:
+                write_atomic(local_dir / "summary.json", text)
+            else:
+                (checkpoints.as_path(model_dir) / "summary.json").write_text(text)
         return summary
 
 

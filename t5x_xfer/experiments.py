@@ -1,0 +1,478 @@
+"""The grid driver: every arm x seed x stage of the experiment, planned, run, tracked, reported.
+
+    python -m t5x_xfer.experiments plan   --grid gin/experiments/grid_codet5p_220m.gin
+        [--launcher local|tpu|slurm] [--root DIR]
+    python -m t5x_xfer.experiments run    --grid ... [--arms baseline mnli] [--seeds 0]
+    python -m t5x_xfer.experiments status --grid ...
+    python -m t5x_xfer.experiments report --grid ...
+
+A grid file binds :class:`Grid` (model, arms, seeds, run files, decoding and evaluation
+settings). An arm is a gin file ``gin/experiments/<arm>.gin`` that sets the intermediate
+stage's MIXTURE_OR_TASK_NAME (``None`` for the baseline, which has no intermediate stage).
+Per arm and seed the stages are::
+
+    <root>/pretrained                        (shared: HF import, or a seeded random init)
+    <root>/<arm>/seed<S>/intermediate        python -m t5x_xfer.train  (run file + model + arm)
+    <root>/<arm>/seed<S>/target              python -m t5x_xfer.train  (INIT_CHECKPOINT above)
+    <root>/<arm>/seed<S>/eval                python -m t5x_xfer.evaluate_code --checkpoint
+    <root>/<arm>/seed<S>/hf                  python -m t5x_xfer.convert export_hf (if asked)
+    <root>/report                            t5x_xfer.report.write_report
+
+Stages hand over only through these directories. ``run`` executes the unfinished ones in order
+as subprocesses (the exact commands ``plan`` prints); a stage is finished when its completion
+file exists (``summary.json`` of train and evaluate_code, ``config.json`` of an export), and an
+interrupted stage resumes from its own checkpoint or cache when run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import posixpath
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gin
+
+from t5x_xfer import gin_utils
+
+if __name__ == "__main__":  # pragma: no cover
+    # Run the package module so gin registers Grid once (see t5x_xfer/train.py).
+    from t5x_xfer.experiments import main as _package_main
+
+    sys.exit(_package_main())
+
+log = logging.getLogger("t5x_xfer.experiments")
+
+LAUNCHERS = ("local", "tpu", "slurm")
+J = posixpath.join  # stage paths are strings: local paths or gs:// URLs alike
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """One experiment grid (bind it in a gin/experiments/grid_*.gin file).
+
+    ``pretrained``: a Hugging Face hub id or directory imported once as every arm's starting
+    point, or None for a seeded random init (the tiny debug model). ``prepare``: commands run
+    first (e.g. writing the smoke data and training its tokenizer); ``{root}`` in them and in
+    ``train_bindings`` is replaced by the grid's root. ``eval_data_dir`` is the HumanEval-X
+    directory (None: $T5X_HUMANEVAL_X_DIR, else the project's mini benchmark).
+    """
+
+    name: str
+    model_gin: str
+    arms: Sequence[str]
+    seeds: Sequence[int] = (0,)
+    root: str | None = None
+    pretrained: str | None = None
+    prepare: Sequence[str] = ()
+    intermediate_gin: str = "runs/intermediate.gin"
+    target_gin: str = "runs/target.gin"
+    train_bindings: Sequence[str] = ()
+    intermediate_bindings: Sequence[str] = ()
+    target_bindings: Sequence[str] = ()
+    eval_languages: Sequence[str] = ("cpp", "go", "java", "js", "python", "rust")
+    eval_data_dir: str | None = None
+    num_samples: int = 20
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_length: int = 512
+    decode_batch_size: int = 16
+    eval_workers: int | None = None
+    export_hf: bool = False
+    report_ks: Sequence[int] = (1, 10)
+
+    def __post_init__(self) -> None:
+        if not self.arms:
+            raise ValueError(f"grid {self.name!r}: arms is empty")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"grid {self.name!r}: duplicate arms in {list(self.arms)}")
+        if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ValueError(f"grid {self.name!r}: seeds must be integers >= 0, got {self.seeds}")
+        if self.num_samples < 1:
+            raise ValueError(f"grid {self.name!r}: num_samples must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One command of the grid and the file that says it finished."""
+
+    key: str  # e.g. "mnli/seed0/target"
+    kind: str  # prepare | pretrained | intermediate | target | eval | export | report
+    argv: tuple[str, ...]  # without the python executable
+    done: str | None  # local path or URL (gs://...)
+    arm: str | None = None
+    seed: int | None = None
+
+    def is_done(self) -> bool:
+        return self.done is not None and _exists(self.done)
+
+    def is_started(self) -> bool:
+        return self.done is not None and _exists(posixpath.dirname(self.done))
+
+    def shell(self, python: str = "python") -> str:
+        if self.argv and self.argv[0] == "bash":
+            return shlex.join(self.argv)
+        return shlex.join([python, *self.argv])
+
+
+def load_grid(path: str, bindings: Sequence[str] = ()) -> Grid:
+    """Parse a grid gin file and build its :class:`Grid`."""
+    gin_utils.parse([path], list(bindings))
+    try:
+        grid = Grid()
+    except TypeError as e:
+        raise ValueError(f"{path}: incomplete Grid binding: {e}") from None
+    gin.clear_config()
+    return grid
+
+
+def arm_mixture(arm: str) -> str | None:
+    """The intermediate mixture an arm's gin file sets (None: no intermediate stage)."""
+    path = f"experiments/{arm}.gin"
+    gin.clear_config()
+    try:
+        gin_utils.parse([path], finalize=False)
+    except FileNotFoundError:
+        known = sorted(p.stem for p in (gin_utils.REPO_ROOT / "gin" / "experiments").glob("*.gin"))
+        known = [k for k in known if not k.startswith("grid_")]
+        raise ValueError(
+            f"arm {arm!r} has no gin file gin/experiments/{arm}.gin; known arms: {known}"
+        ) from None
+    try:
+        return gin.query_parameter("%MIXTURE_OR_TASK_NAME")
+    except ValueError:
+        raise ValueError(f"gin/experiments/{arm}.gin does not set MIXTURE_OR_TASK_NAME") from None
+    finally:
+        gin.clear_config()
+
+
+def _root(grid: Grid, root: str | None) -> str:
+    return (root or grid.root or f"runs/{grid.name}").rstrip("/")
+
+
+def _exists(path: str) -> bool:
+    if "://" in path:
+        from etils import epath
+
+        return epath.Path(path).exists()
+    return Path(path).exists()
+
+
+def _fill(items: Sequence[str], root: str) -> list[str]:
+    return [s.replace("{root}", root) for s in items]
+
+
+def _train_argv(
+    grid: Grid, run_gin: str, extra_gin: Sequence[str], bindings: Sequence[str]
+) -> tuple[str, ...]:
+    files = [f"--gin_file={f}" for f in (run_gin, grid.model_gin, *extra_gin)]
+    return ("-m", "t5x_xfer.train", *files, *(f"--gin.{b}" for b in bindings))
+
+
+def _q(value: Any) -> str:
+    """A gin literal for a command-line binding."""
+    return json.dumps(str(value)) if isinstance(value, (str, Path)) else repr(value)
+
+
+def stages(grid: Grid, root: str | None = None) -> list[Stage]:
+    """Every stage of the grid, in an order that respects the hand-overs."""
+    base = _root(grid, root)
+    common = _fill(grid.train_bindings, base)
+    out: list[Stage] = []
+    for i, cmd in enumerate(grid.prepare):
+        argv = tuple(shlex.split(_fill([cmd], base)[0]))
+        if argv[:1] == ("python",):
+            argv = argv[1:]
+        out.append(Stage(f"prepare/{i}", "prepare", argv, J(base, "prepared", f"{i}.done")))
+
+    pretrained = J(base, "pretrained")
+    if grid.pretrained:
+        argv = (
+            "-m",
+            "t5x_xfer.convert",
+            "import_hf",
+            "--hf",
+            grid.pretrained,
+            "--out",
+            str(pretrained),
+        )
+        done = J(pretrained, "0")
+    else:
+        argv = _train_argv(
+            grid,
+            grid.target_gin,
+            (),
+            [
+                *common,
+                *_fill(grid.target_bindings, base),
+                f"MODEL_DIR={_q(pretrained)}",
+                "TRAIN_STEPS=0",
+                "SEED=0",
+                "HF_CHECKPOINT=None",
+            ],
+        )
+        done = J(pretrained, "summary.json")
+    out.append(Stage("pretrained", "pretrained", argv, done))
+
+    for arm in grid.arms:
+        mixture = arm_mixture(arm)
+        for seed in grid.seeds:
+            run = J(base, arm, f"seed{seed}")
+            init = pretrained
+            if mixture is not None:
+                inter = J(run, "intermediate")
+                argv = _train_argv(
+                    grid,
+                    grid.intermediate_gin,
+                    (f"experiments/{arm}.gin",),
+                    [
+                        *common,
+                        *_fill(grid.intermediate_bindings, base),
+                        f"MODEL_DIR={_q(inter)}",
+                        f"INIT_CHECKPOINT={_q(pretrained)}",
+                        f"SEED={seed}",
+                    ],
+                )
+                out.append(
+                    Stage(
+                        f"{arm}/seed{seed}/intermediate",
+                        "intermediate",
+                        argv,
+                        J(inter, "summary.json"),
+                        arm,
+                        seed,
+                    )
+                )
+                init = inter
+            target = J(run, "target")
+            argv = _train_argv(
+                grid,
+                grid.target_gin,
+                (),
+                [
+                    *common,
+                    *_fill(grid.target_bindings, base),
+                    f"MODEL_DIR={_q(target)}",
+                    f"INIT_CHECKPOINT={_q(init)}",
+                    f"SEED={seed}",
+                ],
+            )
+            out.append(
+                Stage(
+                    f"{arm}/seed{seed}/target", "target", argv, J(target, "summary.json"), arm, seed
+                )
+            )
+            ev = J(run, "eval")
+            argv = (
+                "-m",
+                "t5x_xfer.evaluate_code",
+                "--checkpoint",
+                target,
+                "--out",
+                ev,
+                "--languages",
+                *grid.eval_languages,
+                "--num_samples",
+                str(grid.num_samples),
+                "--temperature",
+                str(grid.temperature),
+                "--top_p",
+                str(grid.top_p),
+                "--max_length",
+                str(grid.max_length),
+                "--batch_size",
+                str(grid.decode_batch_size),
+                "--seed",
+                str(seed),
+            )
+            if grid.eval_data_dir:
+                argv += ("--data_dir", _fill([grid.eval_data_dir], base)[0])
+            if grid.eval_workers:
+                argv += ("--workers", str(grid.eval_workers))
+            out.append(
+                Stage(f"{arm}/seed{seed}/eval", "eval", argv, J(ev, "summary.json"), arm, seed)
+            )
+            if grid.export_hf:
+                hf = J(run, "hf")
+                argv = (
+                    "-m",
+                    "t5x_xfer.convert",
+                    "export_hf",
+                    "--checkpoint",
+                    target,
+                    "--out",
+                    str(hf),
+                )
+                out.append(
+                    Stage(
+                        f"{arm}/seed{seed}/export", "export", argv, J(hf, "config.json"), arm, seed
+                    )
+                )
+    report = J(base, "report")
+    argv = (
+        "-m",
+        "t5x_xfer.report",
+        "--root",
+        base,
+        "--out",
+        report,
+        "--arms",
+        *grid.arms,
+        "--ks",
+        *(str(k) for k in grid.report_ks),
+    )
+    out.append(Stage("report", "report", argv, None))
+    return out
+
+
+def select(
+    all_stages: Sequence[Stage], arms: Sequence[str] | None, seeds: Sequence[int] | None
+) -> list[Stage]:
+    """Stages of the chosen arms and seeds (shared stages always kept)."""
+    return [
+        s
+        for s in all_stages
+        if (s.arm is None or not arms or s.arm in arms)
+        and (s.seed is None or not seeds or s.seed in seeds)
+    ]
+
+
+def plan(
+    grid: Grid, root: str | None = None, launcher: str = "local", launcher_args: str = ""
+) -> list[str]:
+    """The exact commands, one per stage; train stages wrapped in a launch script when asked."""
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher {launcher!r} unknown; allowed: {list(LAUNCHERS)}")
+    lines = []
+    for stage in stages(grid, root):
+        cmd = stage.shell()
+        if launcher != "local" and stage.kind in ("intermediate", "target", "pretrained"):
+            script = {"tpu": "launch/tpu_pod.sh", "slurm": "launch/gpu_slurm.sh"}[launcher]
+            train_args = shlex.join(stage.argv[2:])  # drop "-m t5x_xfer.train"
+            if stage.argv[1] == "t5x_xfer.train":
+                cmd = f"bash {script} {launcher_args} -- {train_args}".replace("  ", " ")
+        lines.append(f"# {stage.key}\n{cmd}")
+    return lines
+
+
+def run(
+    grid: Grid,
+    root: str | None = None,
+    arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[str]:
+    """Run every unfinished stage in order; returns the keys of the stages it ran."""
+    base = _root(grid, root)
+    todo = select(stages(grid, root), arms, seeds)
+    if "://" in base:
+        raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    ran = []
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for i, stage in enumerate(todo, 1):
+        if stage.is_done():
+            print(f"[{i}/{len(todo)}] {stage.key}: done, skipped", flush=True)
+            continue
+        resumed = " (resuming)" if stage.is_started() else ""
+        print(f"[{i}/{len(todo)}] {stage.key}{resumed}: {stage.shell()}", flush=True)
+        argv = list(stage.argv)
+        if argv[0] != "bash":
+            argv = [sys.executable, *argv]
+        t0 = time.perf_counter()
+        rc = subprocess.run(argv, env=env).returncode
+        if rc != 0:
+            raise RuntimeError(
+                f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages are skipped"
+            )
+        if stage.kind == "prepare" and stage.done is not None:
+            Path(stage.done).parent.mkdir(parents=True, exist_ok=True)
+            Path(stage.done).write_text("ok\n")
+        print(
+            f"[{i}/{len(todo)}] {stage.key}: finished in {time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+        ran.append(stage.key)
+    return ran
+
+
+def status(grid: Grid, root: str | None = None) -> list[dict[str, Any]]:
+    """Per stage: done, started (a partial run to resume) or pending."""
+    rows = []
+    for stage in stages(grid, root):
+        if stage.done is None:
+            state = "-"
+        elif stage.is_done():
+            state = "done"
+        elif stage.is_started():
+            state = "started"
+        else:
+            state = "pending"
+        rows.append({"stage": stage.key, "status": state})
+    return rows
+
+
+def report(grid: Grid, root: str | None = None) -> dict[str, Any]:
+    from t5x_xfer import report as report_lib
+
+    base = Path(_root(grid, root))
+    return report_lib.write_report(
+        base, base / "report", arms=list(grid.arms), ks=tuple(grid.report_ks)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _, bindings, rest = gin_utils.split_flags(argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m t5x_xfer.experiments",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=["plan", "run", "status", "report"])
+    parser.add_argument("--grid", required=True, help="a gin/experiments/grid_*.gin file")
+    parser.add_argument("--root", help="experiment directory (default: the grid's)")
+    parser.add_argument("--arms", nargs="+", help="only these arms (run)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (run)")
+    parser.add_argument("--launcher", default="local", choices=LAUNCHERS, help="for plan")
+    parser.add_argument(
+        "--launcher_args", default="", help='for plan, e.g. "--tpu NAME --zone ZONE"'
+    )
+    args = parser.parse_args(rest)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        grid = load_grid(args.grid, bindings)
+        for name in args.arms or ():
+            if name not in grid.arms:
+                raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
+        if args.command == "plan":
+            print("\n".join(plan(grid, args.root, args.launcher, args.launcher_args)))
+        elif args.command == "run":
+            run(grid, args.root, args.arms, args.seeds)
+            if not args.arms and not args.seeds:
+                print((Path(_root(grid, args.root)) / "report" / "report.md").read_text(), end="")
+        elif args.command == "status":
+            rows = status(grid, args.root)
+            width = max(len(r["stage"]) for r in rows)
+            for r in rows:
+                print(f"{r['stage']:<{width}}  {r['status']}")
+        else:
+            report(grid, args.root)
+            print((Path(_root(grid, args.root)) / "report" / "report.md").read_text(), end="")
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
