@@ -1,0 +1,76 @@
+"""The grid driver's plan: every arm x seed x stage, hand-overs through directories, launchers."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from t5x_xfer import experiments
+
+FULL = "gin/experiments/grid_codet5p_220m.gin"
+
+
+@pytest.fixture(scope="module")
+def grid() -> experiments.Grid:
+    return experiments.load_grid(FULL)
+
+
+def test_full_grid_enumerates_arms_seeds_and_stages(grid):
+    stages = experiments.stages(grid, "R")
+    keys = [s.key for s in stages]
+    assert len(grid.arms) == 13 and list(grid.seeds) == [0, 1, 2]
+    # pretrained + per seed: baseline (target, eval, export) + 12 arms x 4 + the report
+    assert len(stages) == 1 + 3 * (3 + 12 * 4) + 1
+    assert keys[0] == "pretrained" and keys[-1] == "report"
+    assert "baseline/seed0/intermediate" not in keys
+    assert keys.index("mnli/seed1/intermediate") < keys.index("mnli/seed1/target")
+
+
+def test_stages_hand_over_through_directories(grid):
+    by_key = {s.key: s for s in experiments.stages(grid, "R")}
+    inter = shlex.join(by_key["cnn_dailymail/seed2/intermediate"].argv)
+    assert "--gin_file=experiments/cnn_dailymail.gin" in inter
+    assert '--gin.MODEL_DIR="R/cnn_dailymail/seed2/intermediate"' in inter
+    assert '--gin.INIT_CHECKPOINT="R/pretrained"' in inter and "--gin.SEED=2" in inter
+    target = shlex.join(by_key["cnn_dailymail/seed2/target"].argv)
+    assert '--gin.INIT_CHECKPOINT="R/cnn_dailymail/seed2/intermediate"' in target
+    base = shlex.join(by_key["baseline/seed0/target"].argv)
+    assert '--gin.INIT_CHECKPOINT="R/pretrained"' in base
+    ev = by_key["nlu9/seed0/eval"].argv
+    assert ev[:4] == ("-m", "t5x_xfer.evaluate_code", "--checkpoint", "R/nlu9/seed0/target")
+    assert by_key["pretrained"].argv[-4:] == (
+        "--hf",
+        "Salesforce/codet5p-220m",
+        "--out",
+        "R/pretrained",
+    )
+
+
+def test_arm_files_set_their_mixture():
+    from t5x_xfer import tasks
+
+    assert experiments.arm_mixture("baseline") is None
+    for arm in [*tasks.INTERMEDIATE, "nlu9", "all10"]:
+        assert experiments.arm_mixture(arm) == f"xfer_mix_{arm}"
+    with pytest.raises(ValueError, match="known arms: .*cnn_dailymail"):
+        experiments.arm_mixture("nope")
+
+
+def test_plan_for_tpu_wraps_train_stages(grid):
+    lines = experiments.plan(grid, "gs://b/x", "tpu", "--tpu t --zone z")
+    text = "\n".join(lines)
+    assert "bash launch/tpu_pod.sh --tpu t --zone z -- --gin_file=runs/target.gin" in text
+    assert '"gs://b/x/mnli/seed0/intermediate"' in text
+    assert "python -m t5x_xfer.evaluate_code --checkpoint gs://b/x/mnli/seed0/target" in text
+    with pytest.raises(ValueError, match="allowed"):
+        experiments.plan(grid, "R", "k8s")
+
+
+def test_cli_rejects_bad_input(capsys, tmp_path):
+    assert experiments.main(["plan", "--grid", "gin/experiments/nope.gin"]) == 2
+    assert "nope.gin" in capsys.readouterr().err
+    rc = experiments.main(["run", "--grid", FULL, "--arms", "xyz", "--root", str(tmp_path)])
+    assert rc == 2 and "xyz" in capsys.readouterr().err
+    assert experiments.main(["plan", "--grid", FULL, "--gin.Grid.seeds=[-1]"]) == 2
+    assert "seeds" in capsys.readouterr().err
