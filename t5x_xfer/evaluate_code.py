@@ -2,8 +2,13 @@
 
     python -m t5x_xfer.evaluate_code --samples S.jsonl --out DIR \
         [--languages cpp go ...] [--workers N] [--data_dir D] [--unsafe]
+    python -m t5x_xfer.evaluate_code --checkpoint CKPT --out DIR [--num_samples 20 \
+        --temperature 0.8 --top_p 0.95 --max_length 512 --batch_size 8 --seed 0] [...]
 
 Samples are JSONL objects {"task_id": "CPP/0", "generation": "..."} ("completion" also works).
+With --checkpoint the samples are decoded first: DIR/prompts.jsonl holds the prompts (with
+their language, whose stop strings end decoding), DIR/generations.jsonl the infer binary's
+output and DIR/samples.jsonl the samples executed; decoding resumes like execution does.
 DIR receives results.jsonl (one row per sample), summary.json and report.md, plus cache/ with
 one result per distinct program, so rerunning after a crash executes only what had not finished.
 Problems come from --data_dir (or $T5X_HUMANEVAL_X_DIR), else from the Hugging Face hub.
@@ -12,15 +17,83 @@ Problems come from --data_dir (or $T5X_HUMANEVAL_X_DIR), else from the Hugging F
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
+from t5x_xfer.codeeval import toolchains as tc
 from t5x_xfer.codeeval.evaluate import Evaluation, evaluate
+from t5x_xfer.io_utils import iter_jsonl, write_atomic
+
+# Defaults of the decoding step: greedy (temperature 0) gives pass@1 with one sample.
+DECODE_DEFAULTS: dict[str, Any] = dict(
+    num_samples=1, temperature=0.0, top_p=0.95, top_k=0, max_length=512, batch_size=8, seed=0
+)
+
+
+def _task_number(task_id: str) -> int:
+    tail = task_id.rsplit("/", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def decode_problems(
+    *,
+    checkpoint: str,
+    out: Path,
+    problems: dict[str, dict[str, dict]],
+    tokenizer: str | None = None,
+    progress: bool = True,
+    **decode: Any,
+) -> Path:
+    """Prompts -> infer -> DIR/samples.jsonl of {task_id, generation}; each step resumable.
+
+    The prompt is ``generation_prompt`` (Rust adds its declaration); the infer binary ends a
+    sample at its language's stop strings and trims it with ``truncate_completion``.
+    ``temperature`` 0 means greedy decoding.
+    """
+    from t5x_xfer.infer import infer  # JAX is only needed on this path
+
+    out.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"id": tid, "prompt": L.generation_prompt(lang, problem), "language": lang}
+        for lang, by_id in problems.items()
+        for tid, problem in sorted(by_id.items(), key=lambda kv: _task_number(kv[0]))
+    ]
+    prompts = out / "prompts.jsonl"
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if not prompts.is_file() or prompts.read_text(encoding="utf-8") != text:
+        write_atomic(prompts, text)
+    temperature = decode["temperature"]
+    generations = out / "generations.jsonl"
+    infer(
+        input=prompts,
+        output=generations,
+        checkpoint=checkpoint,
+        tokenizer=tokenizer,
+        method="greedy" if temperature == 0 else "sample",
+        temperature=temperature if temperature > 0 else 1.0,
+        progress=progress,
+        **{k: v for k, v in decode.items() if k != "temperature"},
+    )
+    by_id: dict[str, dict[int, str]] = {}
+    for _, row in iter_jsonl(generations, "generations"):
+        by_id.setdefault(row["id"], {})[row["sample_index"]] = row["text"]
+    samples = out / "samples.jsonl"
+    write_atomic(
+        samples,
+        "".join(
+            json.dumps({"task_id": r["id"], "generation": by_id[r["id"]][j]}) + "\n"
+            for r in records
+            for j in range(decode["num_samples"])
+        ),
+    )
+    return samples
 
 
 def evaluate_code(
@@ -36,29 +109,77 @@ def evaluate_code(
     timeout_scale: float = 1.0,
     memory_mb: int = 4096,
     progress: bool = True,
+    tokenizer: str | None = None,
+    max_problems: int | None = None,
+    num_samples: int = DECODE_DEFAULTS["num_samples"],
+    temperature: float = DECODE_DEFAULTS["temperature"],
+    top_p: float = DECODE_DEFAULTS["top_p"],
+    top_k: int = DECODE_DEFAULTS["top_k"],
+    max_length: int = DECODE_DEFAULTS["max_length"],
+    batch_size: int = DECODE_DEFAULTS["batch_size"],
+    seed: int = DECODE_DEFAULTS["seed"],
 ) -> Evaluation:
-    """Evaluate a samples file; every input is validated before any program runs.
+    """Evaluate a samples file, or decode one from ``checkpoint`` first; every input is
+    validated (and toolchains and sandbox checked) before any decoding or program runs.
 
     ``languages`` keeps only samples of those languages; ``sandbox`` forces a tier (default:
     the strongest available); ``unsafe`` allows running without isolation where none exists.
+    With ``checkpoint``, ``max_problems`` decodes only the first N problems of each language
+    and the decoding arguments go to the infer binary (``temperature`` 0 = greedy).
     """
-    if checkpoint is not None:
-        raise NotImplementedError(
-            "--checkpoint is not available yet: decode with the infer binary (issue 5) "
-            "then pass --samples"
+    if (samples is None) == (checkpoint is None):
+        raise ValueError(
+            "give exactly one of --samples (a JSONL file of task_id/generation records) or "
+            "--checkpoint (decode the problems first)"
         )
-    if samples is None:
-        raise ValueError("--samples is required (a JSONL file of task_id/generation records)")
-    if not Path(samples).is_file():
+    if samples is not None and not Path(samples).is_file():
         raise FileNotFoundError(f"--samples {samples}: no such file")
     if sandbox is not None and sandbox not in sb.TIERS:
         raise ValueError(f"--sandbox {sandbox!r} unknown; allowed: {list(sb.TIERS)}")
+    if max_problems is not None and max_problems < 1:
+        raise ValueError(f"--max_problems must be >= 1 or unset, got {max_problems}")
     wanted = L.check_languages(list(languages)) if languages else list(L.LANGUAGES)
+    data_dir = data_dir or os.environ.get("T5X_HUMANEVAL_X_DIR")
+    if checkpoint is not None:
+        from t5x_xfer import checkpoints
+        from t5x_xfer.infer import check_decode_args
+
+        check_decode_args(
+            method="greedy" if temperature == 0 else "sample",
+            num_samples=num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_length=max_length,
+            batch_size=batch_size,
+        )
+        checkpoints.resolve(checkpoint)  # names a missing checkpoint before any work
+        problems = D.load_problems(wanted, data_dir)
+        if max_problems is not None:
+            problems = {
+                lang: dict(sorted(by_id.items(), key=lambda kv: _task_number(kv[0]))[:max_problems])
+                for lang, by_id in problems.items()
+            }
+        _preflight(wanted, sandbox, unsafe)  # fail before an hour of decoding, not after
+        samples = decode_problems(
+            checkpoint=checkpoint,
+            out=Path(out),
+            problems=problems,
+            tokenizer=tokenizer,
+            progress=progress,
+            num_samples=num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            max_length=max_length,
+            batch_size=batch_size,
+            seed=seed,
+        )
     records = [s for s in D.read_samples(samples) if s.language in wanted]
     if not records:
         raise ValueError(f"{samples}: no samples for languages {wanted}")
-    data_dir = data_dir or os.environ.get("T5X_HUMANEVAL_X_DIR")
-    problems = D.load_problems(sorted({s.language for s in records}), data_dir)
+    if checkpoint is None:
+        problems = D.load_problems(sorted({s.language for s in records}), data_dir)
     return evaluate(
         records,
         problems,
@@ -72,6 +193,18 @@ def evaluate_code(
     )
 
 
+def _preflight(languages: Sequence[str], sandbox: str | None, unsafe: bool) -> None:
+    """The checks ``evaluate`` makes before executing, made before decoding instead."""
+    missing = {lang: c.missing for lang, c in tc.discover(list(languages)).items() if not c.ready}
+    if missing:
+        details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
+        raise RuntimeError(
+            f"toolchain missing for {sorted(missing)}: {details}. See `python -m "
+            "t5x_xfer.codeeval doctor`, or leave those languages out with --languages."
+        )
+    sb.check_allowed(sb.probe(sandbox), unsafe)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m t5x_xfer.evaluate_code", description=__doc__.split("\n")[0]
@@ -81,7 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--languages", nargs="+", help=f"subset of {list(L.LANGUAGES)}")
     parser.add_argument("--workers", type=int, help="parallel workers (default: CPU count)")
     parser.add_argument("--data_dir", help="local HumanEval-X directory (default: the hub)")
-    parser.add_argument("--checkpoint", help="decode first (not available yet)")
+    parser.add_argument("--checkpoint", help="decode the problems with this checkpoint first")
+    parser.add_argument("--tokenizer", help="override the checkpoint's hf_assets tokenizer")
+    parser.add_argument("--max_problems", type=int, help="decode the first N per language")
+    d = DECODE_DEFAULTS
+    parser.add_argument("--num_samples", type=int, default=d["num_samples"], help="per problem")
+    parser.add_argument(
+        "--temperature", type=float, default=d["temperature"], help="0 = greedy (default)"
+    )
+    parser.add_argument("--top_p", type=float, default=d["top_p"], help="nucleus mass")
+    parser.add_argument("--top_k", type=int, default=d["top_k"], help="0 = off")
+    parser.add_argument("--max_length", type=int, default=d["max_length"], help="tokens")
+    parser.add_argument("--batch_size", type=int, default=d["batch_size"], help="prompts")
+    parser.add_argument("--seed", type=int, default=d["seed"], help="sampling seed")
     parser.add_argument("--sandbox", choices=sb.TIERS, help="force a sandbox tier")
     parser.add_argument("--unsafe", action="store_true", help="allow running without isolation")
     parser.add_argument("--timeout_scale", type=float, default=1.0, help="scale all timeouts")
@@ -101,8 +246,17 @@ def main(argv: list[str] | None = None) -> int:
             timeout_scale=args.timeout_scale,
             memory_mb=args.memory_mb,
             progress=not args.no_progress,
+            tokenizer=args.tokenizer,
+            max_problems=args.max_problems,
+            num_samples=args.num_samples,
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            max_length=args.max_length,
+            batch_size=args.batch_size,
+            seed=args.seed,
         )
-    except (ValueError, FileNotFoundError, NotImplementedError, sb.SandboxRefused) as e:
+    except (ValueError, FileNotFoundError, sb.SandboxRefused) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # missing toolchains

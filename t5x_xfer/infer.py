@@ -121,7 +121,7 @@ def _stable_hash(value: Any) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def _check_args(
+def check_decode_args(
     *,
     method: str,
     num_samples: int,
@@ -129,15 +129,14 @@ def _check_args(
     top_p: float,
     top_k: int,
     max_length: int,
-    max_input_length: int | None,
     batch_size: int,
-    beam_size: int,
-    language: str | None,
-    dtype: str | None,
-    checkpoint: str | None,
-    hf_dir: str | None,
+    max_input_length: int | None = None,
+    beam_size: int = 4,
+    language: str | None = None,
+    dtype: str | None = None,
 ) -> None:
-    """Every argument checked before any loading, each error naming the value and the rule."""
+    """Every decoding argument checked before any loading, each error naming the value and
+    the rule (also called by evaluate_code before it loads anything)."""
     if method not in DECODE_METHODS:
         raise ValueError(f"--method {method!r}; allowed: {list(DECODE_METHODS)}")
     for name, value in (
@@ -165,8 +164,6 @@ def _check_args(
         L.check_languages([language])
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(f"--dtype {dtype!r}; allowed: {list(DTYPES)}")
-    if (checkpoint is None) == (hf_dir is None):
-        raise ValueError("give exactly one of --checkpoint (orbax) or --hf_dir (Hugging Face)")
 
 
 def read_prompts(
@@ -288,7 +285,9 @@ def infer(
     ``language`` is the default for lines without one; ``stop_sequences`` apply to every line.
     ``add_eos`` appends EOS to text prompts, as the seqio tasks do for inputs.
     """
-    _check_args(
+    if (checkpoint is None) == (hf_dir is None):
+        raise ValueError("give exactly one of --checkpoint (orbax) or --hf_dir (Hugging Face)")
+    check_decode_args(
         method=method,
         num_samples=num_samples,
         temperature=temperature,
@@ -300,8 +299,6 @@ def infer(
         beam_size=beam_size,
         language=language,
         dtype=dtype,
-        checkpoint=checkpoint,
-        hf_dir=hf_dir,
     )
     if any(not isinstance(s, str) or not s for s in stop_sequences):
         raise ValueError(f"--stop_sequences must be non-empty strings, got {list(stop_sequences)}")
