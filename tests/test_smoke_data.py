@@ -115,24 +115,22 @@ def probed(smoke_dir: Path) -> dict[str, dict]:
     runs = []
     for shard in range(num_shards):
         out = smoke_dir.parent / f"probe{shard}.json"
+        log = smoke_dir.parent / f"probe{shard}.log"  # a file: a full pipe would block the child
         args = f"{str(smoke_dir)!r}, {str(tokenizer)!r}, {str(out)!r}, {shard}, {num_shards}"
         code = f"from tests.test_smoke_data import probe; probe({args})"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", code],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        runs.append((proc, out))
+        with log.open("w") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code], cwd=REPO, stdout=stderr, stderr=stderr
+            )
+        runs.append((proc, out, log))
     results: dict[str, dict] = {}
     try:
-        for proc, out in runs:
-            _, stderr = proc.communicate(timeout=600)
-            assert proc.returncode == 0, stderr[-4000:]
+        for proc, out, log in runs:
+            proc.wait(timeout=600)
+            assert proc.returncode == 0, log.read_text()[-4000:]
             results.update(json.loads(out.read_text()))
     finally:
-        for proc, _ in runs:
+        for proc, _, _ in runs:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
