@@ -1,8 +1,42 @@
 #!/usr/bin/env bash
-# The main job on a laptop or CI CPU: sets up .venv, then runs the local CPU run into runs/.
-# Until the end-to-end debug experiment lands this is the model smoke run
-# (python -m t5x_xfer.smoke); extra arguments go to it, e.g. --steps 100 --force.
+# The main job: the local CPU debug experiment, end to end, on a fresh machine.
+# Sets up .venv and the code evaluator's toolchains (apt/npm when root), then runs the debug
+# grid (gin/experiments/grid_debug_cpu.gin) into runs/debug_cpu: smoke data and tokenizer, a
+# tiny T5 through the baseline, CNN/DailyMail and MNLI arms, each followed by the target stage,
+# decoding and sandboxed execution on HumanEval-X (or the mini benchmark), then the report.
+# Finished stages are skipped on rerun; an interrupted stage resumes.
+# Usage: bash launch/local.sh [--dry-run] [--humaneval_x_dir DIR] [EXTRA DRIVER ARGS]
+#   --dry-run            print every command (the plan) instead of running it
+#   --humaneval_x_dir D  evaluate on a local HumanEval-X copy (default: $T5X_HUMANEVAL_X_DIR,
+#                        else the project's mini benchmark)
+#   extra args go to the grid driver, e.g. --gin.Grid.num_samples=4 --root runs/other
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dry_run=0
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) dry_run=1 ;;
+    --humaneval_x_dir)
+      [ $# -ge 2 ] || { echo "error: --humaneval_x_dir needs a directory" >&2; exit 2; }
+      [ -d "$2" ] || { echo "error: --humaneval_x_dir $2 is not a directory" >&2; exit 2; }
+      export T5X_HUMANEVAL_X_DIR="$2"
+      shift
+      ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+grid=gin/experiments/grid_debug_cpu.gin
+if [ "$dry_run" = 1 ]; then
+  echo "source launch/env.sh"
+  echo "bash launch/install_toolchains.sh"
+  echo "python -m t5x_xfer.experiments run --grid $grid ${args[*]:-}"
+  source launch/env.sh
+  python -m t5x_xfer.experiments plan --grid "$grid" "${args[@]}"
+  exit 0
+fi
 source launch/env.sh
-python -m t5x_xfer.smoke --out runs/smoke "$@"
+bash launch/install_toolchains.sh
+python -m t5x_xfer.experiments run --grid "$grid" "${args[@]}"

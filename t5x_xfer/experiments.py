@@ -65,7 +65,8 @@ class Grid:
     point, or None for a seeded random init (the tiny debug model). ``prepare``: commands run
     first (e.g. writing the smoke data and training its tokenizer); ``{root}`` in them and in
     ``train_bindings`` is replaced by the grid's root. ``eval_data_dir`` is the HumanEval-X
-    directory (None: $T5X_HUMANEVAL_X_DIR, else the project's mini benchmark).
+    directory (None: $T5X_HUMANEVAL_X_DIR, else the hub; "minibench": $T5X_HUMANEVAL_X_DIR,
+    else the project's mini benchmark).
     """
 
     name: str
@@ -75,8 +76,8 @@ class Grid:
     root: str | None = None
     pretrained: str | None = None
     prepare: Sequence[str] = ()
-    intermediate_gin: str = "runs/intermediate.gin"
-    target_gin: str = "runs/target.gin"
+    intermediate_gin: str = "gin/runs/intermediate.gin"
+    target_gin: str = "gin/runs/target.gin"
     train_bindings: Sequence[str] = ()
     intermediate_bindings: Sequence[str] = ()
     target_bindings: Sequence[str] = ()
@@ -138,7 +139,7 @@ def load_grid(path: str, bindings: Sequence[str] = ()) -> Grid:
 
 def arm_mixture(arm: str) -> str | None:
     """The intermediate mixture an arm's gin file sets (None: no intermediate stage)."""
-    path = f"experiments/{arm}.gin"
+    path = f"gin/experiments/{arm}.gin"
     gin.clear_config()
     try:
         gin_utils.parse([path], finalize=False)
@@ -170,6 +171,15 @@ def _exists(path: str) -> bool:
 
 def _fill(items: Sequence[str], root: str) -> list[str]:
     return [s.replace("{root}", root) for s in items]
+
+
+def _problems_dir(value: str, root: str) -> str:
+    """ "minibench": $T5X_HUMANEVAL_X_DIR when set, else the project's mini benchmark."""
+    if value == "minibench":
+        from t5x_xfer.codeeval import minibench
+
+        return str(minibench.default_problems_dir(None))
+    return _fill([value], root)[0]
 
 
 def _train_argv(
@@ -234,7 +244,7 @@ def stages(grid: Grid, root: str | None = None) -> list[Stage]:
                 argv = _train_argv(
                     grid,
                     grid.intermediate_gin,
-                    (f"experiments/{arm}.gin",),
+                    (f"gin/experiments/{arm}.gin",),
                     [
                         *common,
                         *_fill(grid.intermediate_bindings, base),
@@ -296,7 +306,7 @@ def stages(grid: Grid, root: str | None = None) -> list[Stage]:
                 str(seed),
             )
             if grid.eval_data_dir:
-                argv += ("--data_dir", _fill([grid.eval_data_dir], base)[0])
+                argv += ("--data_dir", _problems_dir(grid.eval_data_dir, base))
             if grid.eval_workers:
                 argv += ("--workers", str(grid.eval_workers))
             out.append(

@@ -31,14 +31,20 @@ def parse(
     paths = search_paths(gin_search_paths)
     for p in paths:
         gin.add_config_file_search_path(p)
+    # Resolve to absolute paths here: a relative name gin cannot find in the working directory
+    # is looked up as a Python package resource, which crashes on folders such as ./runs.
+    resolved = []
     for f in gin_files:
-        if not any((Path(p) / f).is_file() for p in paths) and not Path(f).is_file():
+        found = [Path(f)] if Path(f).is_file() else [Path(p) / f for p in paths]
+        found = [c for c in found if c.is_file()]
+        if not found:
             raise FileNotFoundError(f"gin file {f!r} not found in {paths}")
+        resolved.append(str(found[0].resolve()))
     quiet = _DropPathNotFound()
     logging.getLogger().addFilter(quiet)  # gin logs every search path it tries and misses
     try:
         gin.parse_config_files_and_bindings(
-            list(gin_files), list(bindings), finalize_config=finalize
+            resolved, list(bindings), finalize_config=finalize
         )
     finally:
         logging.getLogger().removeFilter(quiet)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -1146,6 +1147,45 @@ def _move_into_place(tmp: Path, root: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def task_texts(data_dir: str | Path, split: str = "train") -> Iterator[str]:
+    """Every task's input and target text of ``split``, read through the real task pipelines,
+    plus the mini benchmark's prompts and solutions (so code in all six languages is seen)."""
+    import seqio
+
+    from t5x_xfer import tasks
+    from t5x_xfer.codeeval import minibench
+
+    tasks.register_all(seqio.ByteVocabulary(), data_dir, humaneval_x_dir=minibench.MINIBENCH_DIR)
+    for name in tasks.TASKS:
+        task = seqio.get_mixture_or_task(name)
+        if split not in task.splits:
+            continue
+        ds = task.get_dataset(sequence_length=None, split=split, shuffle=False)
+        for ex in ds.as_numpy_iterator():
+            for key in ("inputs_pretokenized", "targets_pretokenized"):
+                yield ex[key].decode("utf-8")
+    for path in sorted(Path(minibench.MINIBENCH_DIR).rglob("*.jsonl.gz")):
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                yield record["prompt"] + record["canonical_solution"]
+
+
+def train_tokenizer(data_dir: str | Path, out: str | Path, vocab_size: int = 512) -> Path:
+    """A byte-level BPE tokenizer.json for the debug model, trained on the smoke data's text
+    (kept if ``out`` exists: reruns are free and the model's vocabulary stays fixed)."""
+    from t5x_xfer import vocabularies
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    texts = list(task_texts(data_dir))
+    tmp = out.with_name(out.name + ".tmp")
+    vocabularies.train_byte_level_bpe(texts, tmp, vocab_size=vocab_size)
+    os.replace(tmp, out)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Write the smoke data directory (small generated datasets in every task's "
@@ -1155,12 +1195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n_train", type=int, default=256, help="records per train split")
     parser.add_argument("--n_validation", type=int, default=32, help="records per other split")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokenizer", type=Path, help="also train a BPE tokenizer.json here")
+    parser.add_argument("--vocab_size", type=int, default=512, help="for --tokenizer")
     args = parser.parse_args(argv)
     done = is_complete(args.out.expanduser().absolute(), args.n_train, args.n_validation, args.seed)
     root = write_smoke_data(
         args.out, n_train=args.n_train, n_validation=args.n_validation, seed=args.seed
     )
     print(f"{'kept' if done else 'wrote'} smoke data at {root} ({NOTE})")
+    if args.tokenizer:
+        path = train_tokenizer(root, args.tokenizer, args.vocab_size)
+        print(f"tokenizer: {path}")
     return 0
 
 

@@ -30,7 +30,7 @@ def test_full_grid_enumerates_arms_seeds_and_stages(grid):
 def test_stages_hand_over_through_directories(grid):
     by_key = {s.key: s for s in experiments.stages(grid, "R")}
     inter = shlex.join(by_key["cnn_dailymail/seed2/intermediate"].argv)
-    assert "--gin_file=experiments/cnn_dailymail.gin" in inter
+    assert "--gin_file=gin/experiments/cnn_dailymail.gin" in inter
     assert '--gin.MODEL_DIR="R/cnn_dailymail/seed2/intermediate"' in inter
     assert '--gin.INIT_CHECKPOINT="R/pretrained"' in inter and "--gin.SEED=2" in inter
     target = shlex.join(by_key["cnn_dailymail/seed2/target"].argv)
@@ -60,7 +60,7 @@ def test_arm_files_set_their_mixture():
 def test_plan_for_tpu_wraps_train_stages(grid):
     lines = experiments.plan(grid, "gs://b/x", "tpu", "--tpu t --zone z")
     text = "\n".join(lines)
-    assert "bash launch/tpu_pod.sh --tpu t --zone z -- --gin_file=runs/target.gin" in text
+    assert "bash launch/tpu_pod.sh --tpu t --zone z -- --gin_file=gin/runs/target.gin" in text
     assert '"gs://b/x/mnli/seed0/intermediate"' in text
     assert "python -m t5x_xfer.evaluate_code --checkpoint gs://b/x/mnli/seed0/target" in text
     with pytest.raises(ValueError, match="allowed"):

@@ -1,0 +1,91 @@
+"""The README's main job at reduced size: the debug grid end to end (smoke data, pretrained,
+three arms through both stages, decoding, sandboxed execution, report), killed with SIGKILL in
+the middle of a stage and rerun: finished stages are skipped, the killed one resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = "gin/experiments/grid_debug_cpu.gin"
+
+
+def _driver(root: Path) -> list[str]:
+    train = ['DATA_DIR="{root}/data"', 'TOKENIZER="{root}/tokenizer.json"', "train.save_every=5"]
+    target = ['MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp"', "TRAIN_STEPS=10"]
+    return [
+        sys.executable,
+        "-m",
+        "t5x_xfer.experiments",
+        "run",
+        "--grid",
+        GRID,
+        "--root",
+        str(root),
+        f"--gin.Grid.train_bindings={train!r}",
+        "--gin.Grid.intermediate_bindings=['TRAIN_STEPS=15']",
+        f"--gin.Grid.target_bindings={target!r}",
+        "--gin.Grid.num_samples=2",
+        "--gin.Grid.max_length=24",
+        "--gin.Grid.eval_languages=['python', 'js', 'cpp']",
+        "--gin.Grid.report_ks=[1]",
+        "--gin.Grid.eval_data_dir='minibench'",
+    ]
+
+
+def _checkpoints(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return [int(p.name) for p in model_dir.iterdir() if p.name.isdigit()]
+
+
+def test_debug_experiment_resumes_after_sigkill(tmp_path):
+    """About 4 minutes on 2 cores."""
+    from tests.codeeval import fakes
+
+    fakes.require_sandbox()
+    fakes.require_languages("python", "js", "cpp")
+    root = tmp_path / "debug"
+    env = {k: v for k, v in os.environ.items() if k != "T5X_HUMANEVAL_X_DIR"}
+    proc = subprocess.Popen(
+        _driver(root),
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    inter = root / "cnn_dailymail" / "seed0" / "intermediate"
+    deadline = time.time() + 900
+    while time.time() < deadline and proc.poll() is None:
+        if _checkpoints(inter) and not (inter / "summary.json").exists():
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the driver ended before the intermediate stage was caught"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (inter / "summary.json").exists()
+    assert (root / "baseline" / "seed0" / "eval" / "summary.json").exists()
+
+    done = subprocess.run(
+        _driver(root), cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = done.stdout
+    assert "prepare/0: done, skipped" in out
+    assert "baseline/seed0/eval: done, skipped" in out
+    assert "cnn_dailymail/seed0/intermediate (resuming)" in out
+    summary = json.loads((inter / "summary.json").read_text())
+    assert summary["restored_from"] == "resume" and summary["step"] == 15
+    report = root / "report"
+    data = json.loads((report / "report.json").read_text())
+    assert set(data["arms"]) >= {"baseline", "cnn_dailymail", "mnli"}
+    for lang in ("python", "js", "cpp"):
+        assert (report / f"pass_at_1_{lang}.png").stat().st_size > 0
+    assert "cnn_dailymail" in (report / "report.md").read_text()
