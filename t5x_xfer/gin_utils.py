@@ -43,9 +43,7 @@ def parse(
     quiet = _DropPathNotFound()
     logging.getLogger().addFilter(quiet)  # gin logs every search path it tries and misses
     try:
-        gin.parse_config_files_and_bindings(
-            resolved, list(bindings), finalize_config=finalize
-        )
+        gin.parse_config_files_and_bindings(resolved, list(bindings), finalize_config=finalize)
     finally:
         logging.getLogger().removeFilter(quiet)
 
