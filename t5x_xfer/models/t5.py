@@ -8,10 +8,11 @@ RMS layer norm computed in float32, softmax in float32. Packed inputs are suppor
 segment ids: the position bias depends only on differences, so packing is exact.
 
 Decoding uses a KV cache (flax collection ``"cache"``, see ``T5.decode_step``): each decoder
-self-attention keeps ``cached_key``/``cached_value`` [batch, max_decode_length, heads, kv], each
-cross-attention keeps the keys and values projected from the encoder output once, and the
-decoder keeps ``cache_index`` (the position of the next query) and the ``encoder_mask``. The
-teacher-forced path never touches the cache and is unchanged by it.
+self-attention keeps ``cached_key`` [batch, heads, kv, max_decode_length] and ``cached_value``
+[batch, heads, max_decode_length, kv], each cross-attention keeps the keys and values projected
+from the encoder output once (same layouts), and the decoder keeps ``cache_index`` (the
+position of the next query) and the ``encoder_mask``. The teacher-forced path never touches the
+cache and is unchanged by it.
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ class Attention(nn.Module):
     """Multi-head attention without score scaling (T5 folds it into the initialisation).
 
     ``decode`` switches to cached decoding: self-attention (``cross=False``) writes the keys and
-    values of its single query position ``position`` into a [batch, ``max_decode_length``, heads,
-    kv] cache and attends over all of it (the caller masks positions not yet written);
+    values of its single query position ``position`` into caches of ``max_decode_length``
+    positions and attends over all of them (the caller masks positions not yet written);
     cross-attention (``cross=True``) projects ``x_kv`` once, when its cache is created, and
     reuses the result at every step.
     """
@@ -172,40 +173,45 @@ class Attention(nn.Module):
         wv = _param(self, "value", d**-0.5, (d, h, k), ("embed", "heads", "kv"))
         wo = _param(self, "out", (h * k) ** -0.5, (h, k, d), ("heads", "kv", "embed"))
         q = jnp.einsum("bqd,dhk->bqhk", x_q, wq.astype(dt))
+        # Layouts of keys and values: the decode caches are stored as the score and output
+        # products read them, so no step transposes a whole cache.
+        k_spec, v_spec = ("bthk", "bthk") if not decode else ("bhkt", "bhtk")
         if not decode:
             key = jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt))
             value = jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt))
         elif cross:  # projected once from the encoder output, when the cache is created
             key = self.variable(
-                "cache", "cached_key", lambda: jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt))
+                "cache", "cached_key", lambda: jnp.einsum("btd,dhk->bhkt", x_kv, wk.astype(dt))
             ).value
             value = self.variable(
-                "cache", "cached_value", lambda: jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt))
+                "cache", "cached_value", lambda: jnp.einsum("btd,dhk->bhtk", x_kv, wv.astype(dt))
             ).value
         else:
             assert position is not None and max_decode_length is not None
             ready = self.has_variable("cache", "cached_key")
-            shape = (x_q.shape[0], max_decode_length, h, k)
-            cached_key = self.variable("cache", "cached_key", jnp.zeros, shape, dt)
-            cached_value = self.variable("cache", "cached_value", jnp.zeros, shape, dt)
-            start = (0, position, 0, 0)
-            key = jax.lax.dynamic_update_slice(
-                cached_key.value, jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt)), start
+            b = x_q.shape[0]
+            cached_key = self.variable(
+                "cache", "cached_key", jnp.zeros, (b, h, k, max_decode_length), dt
             )
-            value = jax.lax.dynamic_update_slice(
-                cached_value.value, jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt)), start
+            cached_value = self.variable(
+                "cache", "cached_value", jnp.zeros, (b, h, max_decode_length, k), dt
             )
+            # Project in the weights' own layout, then transpose the one new position.
+            new_key = jnp.einsum("btd,dhk->bthk", x_kv, wk.astype(dt)).transpose(0, 2, 3, 1)
+            new_value = jnp.einsum("btd,dhk->bthk", x_kv, wv.astype(dt)).transpose(0, 2, 1, 3)
+            key = jax.lax.dynamic_update_slice(cached_key.value, new_key, (0, 0, 0, position))
+            value = jax.lax.dynamic_update_slice(cached_value.value, new_value, (0, 0, position, 0))
             if ready:  # creating the cache only allocates it; steps write their position
                 cached_key.value, cached_value.value = key, value
         q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
-        scores = jnp.einsum("bqhk,bthk->bhqt", q, key).astype(jnp.float32)
+        scores = jnp.einsum(f"bqhk,{k_spec}->bhqt", q, key).astype(jnp.float32)
         if bias is not None:
             scores = scores + bias.astype(jnp.float32)
         if mask is not None:
             scores = jnp.where(mask, scores, NEG_INF)
         weights = jax.nn.softmax(scores, axis=-1).astype(dt)
         weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
-        out = jnp.einsum("bhqt,bthk->bqhk", weights, value)
+        out = jnp.einsum(f"bhqt,{v_spec}->bqhk", weights, value)
         return jnp.einsum("bqhk,hkd->bqd", out, wo.astype(dt))
 
 

@@ -77,7 +77,9 @@ def test_cache_layout_and_no_cache_in_training_path():
     assert cache["encoder_mask"].shape == (1, 7)
     layer = cache["layers_0"]
     h, k = cfg.num_heads, cfg.d_kv
-    assert layer["self_attention"]["cached_key"].shape == (1, 12, h, k)
+    assert layer["self_attention"]["cached_key"].shape == (1, h, k, 12)
+    assert layer["self_attention"]["cached_value"].shape == (1, h, 12, k)
     assert not np.any(layer["self_attention"]["cached_key"])
-    assert layer["encoder_decoder_attention"]["cached_value"].shape == (1, 7, h, k)
+    assert layer["encoder_decoder_attention"]["cached_key"].shape == (1, h, k, 7)
+    assert layer["encoder_decoder_attention"]["cached_value"].shape == (1, h, 7, k)
     assert np.any(layer["encoder_decoder_attention"]["cached_value"])
