@@ -369,3 +369,23 @@ def test_one_while_loop_per_decode():
         )
     )(jax.random.PRNGKey(0))
     assert str(jaxpr).count("while[") == 1
+
+
+def test_predict_batch_traces_under_an_outer_jit():
+    """The trainer calls predict_batch inside its own jitted eval step."""
+    model = EncoderDecoderModel(tiny_config("codet5p", dropout_rate=0.0))
+    params = model.init_params(jax.random.PRNGKey(0))
+    batch = {
+        "encoder_input_tokens": np.array([[5, 6, 7, 2, 0], [8, 9, 2, 0, 0]], np.int32),
+        "decoder_input_tokens": np.zeros((2, 9), np.int32),  # sets max_decode_length, as T5X
+    }
+    for kw in (
+        {},
+        {"method": "sample", "num_decodes": 3, "rng": jax.random.PRNGKey(1)},
+        {"method": "beam", "num_decodes": 2, "beam_size": 3},
+    ):
+        eager = model.predict_batch(params, batch, **kw)
+        traced = jax.jit(lambda p, b, kw=kw: model.predict_batch(p, b, **kw))(params, batch)
+        assert eager[0].shape == (2, kw.get("num_decodes", 1), 9)
+        np.testing.assert_array_equal(eager[0], traced[0])
+        np.testing.assert_allclose(eager[1], traced[1], atol=1e-5)
