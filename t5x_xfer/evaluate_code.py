@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,10 +56,10 @@ def decode_problems(
 
     The prompt is ``generation_prompt`` (Rust adds its declaration); the infer binary ends a
     sample at its language's stop strings and trims it with ``truncate_completion``.
-    ``temperature`` 0 means greedy decoding.
+    ``temperature`` 0 means greedy decoding. The infer binary runs as a child process: the
+    stages hand over through files, the model's memory is freed before programs run, and
+    the sandbox (which forks) never shares a process with JAX's threads.
     """
-    from t5x_xfer.infer import infer  # JAX is only needed on this path
-
     out.mkdir(parents=True, exist_ok=True)
     records = [
         {"id": tid, "prompt": L.generation_prompt(lang, problem), "language": lang}
@@ -71,16 +72,23 @@ def decode_problems(
         write_atomic(prompts, text)
     temperature = decode["temperature"]
     generations = out / "generations.jsonl"
-    infer(
-        input=prompts,
-        output=generations,
-        checkpoint=checkpoint,
-        tokenizer=tokenizer,
-        method="greedy" if temperature == 0 else "sample",
-        temperature=temperature if temperature > 0 else 1.0,
-        progress=progress,
-        **{k: v for k, v in decode.items() if k != "temperature"},
-    )
+    args = {
+        **decode,
+        "checkpoint": checkpoint,
+        "input": prompts,
+        "output": generations,
+        "method": "greedy" if temperature == 0 else "sample",
+        "temperature": temperature if temperature > 0 else 1.0,
+    }
+    if tokenizer is not None:
+        args["tokenizer"] = tokenizer
+    argv = [sys.executable, "-m", "t5x_xfer.infer"]
+    argv += [x for k, v in args.items() for x in (f"--{k}", str(v))]
+    if not progress:
+        argv.append("--no_progress")
+    rc = subprocess.run(argv, check=False).returncode
+    if rc != 0:
+        raise RuntimeError(f"decoding failed (infer exited with {rc}; its message is above)")
     by_id: dict[str, dict[int, str]] = {}
     for _, row in iter_jsonl(generations, "generations"):
         by_id.setdefault(row["id"], {})[row["sample_index"]] = row["text"]
@@ -141,7 +149,7 @@ def evaluate_code(
     wanted = L.check_languages(list(languages)) if languages else list(L.LANGUAGES)
     data_dir = data_dir or os.environ.get("T5X_HUMANEVAL_X_DIR")
     if checkpoint is not None:
-        from t5x_xfer import checkpoints
+        from t5x_xfer import checkpoints  # JAX is only needed on this path
         from t5x_xfer.infer import check_decode_args
 
         check_decode_args(

@@ -471,14 +471,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language", choices=sorted(L.LANGUAGES), help="stop set + trimming")
     parser.add_argument("--stop_sequences", nargs="+", help="extra stop strings")
     parser.add_argument("--dtype", choices=DTYPES, help="compute dtype (default: the model's)")
+    parser.add_argument(
+        "--no_add_eos", action="store_true", help="do not append EOS to text prompts"
+    )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     given = {
         k: v
         for k, v in vars(args).items()
-        if v is not None and k not in ("no_progress",) and not (k == "stop_sequences" and not v)
+        if v is not None
+        and k not in ("no_progress", "no_add_eos")
+        and not (k == "stop_sequences" and not v)
     }
+    if args.no_add_eos:
+        given["add_eos"] = False
     try:
         if gin_files or bindings:
             gin_utils.parse(gin_files, bindings, finalize=False)
