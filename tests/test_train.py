@@ -71,6 +71,7 @@ def test_stage_chaining_and_run_outputs(setup):
             "--gin.train.save_every=2",
             "--gin.train.log_every=1",
             "--gin.train.eval_every=4",
+            "--gin.train.infer_eval_examples=4",
         )
     )
     assert rc == 0
@@ -79,7 +80,9 @@ def test_stage_chaining_and_run_outputs(setup):
     assert "xfer_mix_commonsense_qa" in (inter / "config.gin").read_text()
     assert (inter / "hf_assets" / "tokenizer.json").is_file()
     assert list((inter / "train").glob("events.out.tfevents.*"))
-    assert json.loads((inter / "summary.json").read_text())["eval"]["loss"] > 0
+    evaluated = json.loads((inter / "summary.json").read_text())["eval"]
+    assert evaluated["loss"] > 0
+    assert 0 <= evaluated["xfer_commonsense_qa/accuracy"] <= 100  # seqio metric, greedy decodes
 
     target = setup["root"] / "target"
     rc = train.main(_argv(setup, target, f'--gin.INIT_CHECKPOINT="{inter}"', "--gin.TRAIN_STEPS=0"))
