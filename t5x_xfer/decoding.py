@@ -69,7 +69,7 @@ def example_keys(rng: Array, batch_size: int) -> Array:
     return rng
 
 
-def _check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
     if not temperature >= 0.0:
         raise ValueError(f"temperature must be >= 0 (0 is greedy), got {temperature!r}")
     if not (isinstance(top_k, int) and top_k >= 0):
@@ -95,7 +95,7 @@ def truncated_logits(
     >>> ids.tolist(), jnp.isfinite(lg).tolist()
     ([[1, 3, 2]], [[True, True, False]])
     """
-    _check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     logits = logits.astype(jnp.float32) / temperature
     ids = None
     vocab = logits.shape[-1]
@@ -202,7 +202,7 @@ def sample_steps(
 
     Running to ``until=5`` then to 10 gives exactly what running to 10 at once gives.
     """
-    _check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p)
     until = jnp.minimum(until, state.tokens.shape[1])
 
     def cond(s: SampleState) -> Array:

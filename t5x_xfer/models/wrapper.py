@@ -159,7 +159,7 @@ class EncoderDecoderModel:
                 f"num_decodes={num_decodes} must be in [1, {beam_size}]"
             )
         if method == "sample":
-            decoding._check_sampling(temperature, top_k, top_p)
+            decoding.check_sampling(temperature, top_k, top_p)
         if max_decode_length is None:
             if "decoder_input_tokens" not in batch:
                 raise ValueError(
