@@ -7,8 +7,13 @@ import sys
 
 BINARIES = {
     "convert": "t5x_xfer.convert",
+    "evaluate_code": "t5x_xfer.evaluate_code",
+    "experiments": "t5x_xfer.experiments",
     "infer": "t5x_xfer.infer",
+    "report": "t5x_xfer.report",
     "smoke": "t5x_xfer.smoke",
+    "smoke_data": "t5x_xfer.smoke_data",
+    "train": "t5x_xfer.train",
 }
 
 

@@ -106,3 +106,30 @@ def tiny_config(kind: str, **overrides: Any) -> Any:
 
     fields = {k: v for k, v in TINY_HF_CONFIGS[kind].items() if k != "bos_token_id"}
     return T5Config(**{**fields, **overrides})
+
+
+SNIPPETS = [
+    "def add(a, b):\n    return a + b\n",
+    "int main() {\n\treturn 0;\n}\n",
+    "for i in range(10):\n    print(i)\n",
+    "const inc = (x) => x + 1;\n",
+    "fn len(s: &str) -> usize {\n    s.len()\n}\n",
+]
+
+
+def make_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
+    """A random tiny CodeT5+-shaped model saved as an orbax checkpoint, with a byte-level BPE
+    tokenizer (pad 0, eos 2) in hf_assets, as import_hf leaves a real one."""
+    import jax
+
+    from t5x_xfer import checkpoints, hf
+    from t5x_xfer.models import EncoderDecoderModel
+    from t5x_xfer.vocabularies import train_byte_level_bpe
+
+    assets = directory / hf.ASSETS_DIR
+    assets.mkdir(parents=True)
+    train_byte_level_bpe(SNIPPETS * 4, assets / "tokenizer.json", vocab_size=320)
+    cfg = tiny_config("codet5p", vocab_size=320, dropout_rate=0.0)
+    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(seed))
+    checkpoints.save(directory, params, cfg)
+    return directory

@@ -10,7 +10,7 @@ import pytest
 from t5x_xfer import evaluate_code as cli
 from t5x_xfer.codeeval import languages as L
 from tests.codeeval import fakes
-from tests.test_infer import make_tiny_checkpoint
+from tests.helpers import make_tiny_checkpoint
 
 # Fast toolchains first: the programs of a random model mostly fail, but each still runs.
 PREFERRED = ("python", "js", "cpp", "go", "java", "rust")

@@ -127,8 +127,8 @@ def test_cli_rejects_bad_input_before_work(tmp_path, monkeypatch) -> None:
         cli.evaluate_code(samples=samples, out=out, data_dir=data, progress=False)
     with pytest.raises(ValueError, match=r"unknown language\(s\) \['cobol'\]; allowed"):
         cli.evaluate_code(samples=samples, out=out, languages=["cobol"], data_dir=data)
-    with pytest.raises(NotImplementedError, match="not available yet: decode with the infer"):
-        cli.evaluate_code(samples=None, out=out, checkpoint="ckpt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        cli.evaluate_code(samples=None, out=out, checkpoint=str(tmp_path / "ckpt"))
     with pytest.raises(ValueError, match="--sandbox 'chroot' unknown; allowed"):
         cli.evaluate_code(samples=samples, out=out, sandbox="chroot", data_dir=data)
     # A language whose toolchain is missing is an error up front, not a model failure.
