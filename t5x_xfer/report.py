@@ -35,21 +35,12 @@ import numpy as np
 from t5x_xfer.codeeval.languages import LANGUAGES
 from t5x_xfer.codeeval.report import pass_at_k
 from t5x_xfer.io_utils import iter_jsonl, write_atomic, write_json_atomic
+from t5x_xfer.tasks.registry import NLU9
 
 BASELINE = "baseline"
 CNN = "cnn_dailymail"
-# The nine intermediate tasks of Phang et al. (2020), in their order.
-NLU_TASKS = (
-    "anli_plus",
-    "mnli",
-    "qqp",
-    "squad_v1",
-    "squad_v2",
-    "hellaswag",
-    "commonsense_qa",
-    "cosmos_qa",
-    "ccg",
-)
+# The nine intermediate tasks of Phang et al. (2020): the same names as their arms.
+NLU_TASKS = NLU9
 # Arms CNN/DailyMail is compared with directly, and the pool the "best NLU arm" is chosen from:
 # the nine single tasks and their mixture (sst2, an extra, is not one of Phang et al.'s nine).
 NLU_ARMS = (*NLU_TASKS, "nlu9")
