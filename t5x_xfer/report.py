@@ -699,9 +699,12 @@ def plot_language(report: Mapping[str, Any], language: str) -> bytes:
         left.barh(y, means, color=[_colour(a) for a in arms], alpha=0.75)
         if BASELINE in stats:
             left.axvline(100 * stats[BASELINE]["mean"], color="black", ls="--", lw=0.8)
+        top = max([1.0, *means])
         for yi, arm in zip(y, arms, strict=True):
             points = [100 * v for v in stats[arm]["per_seed"].values()]
             left.scatter(points, [yi] * len(points), color="black", s=12, zorder=3)
+            top = max([top, *points])
+        left.set_xlim(0, min(100.0, top * 1.1))  # a readable axis even when all are 0
         vs = m_entry.get("vs_baseline") or {}
         for yi, arm in zip(y, arms, strict=True):
             cmp = vs.get(arm)
@@ -710,6 +713,9 @@ def plot_language(report: Mapping[str, Any], language: str) -> bytes:
             d, lo, hi = 100 * cmp["diff"], 100 * cmp["low"], 100 * cmp["high"]
             right.errorbar(d, yi, xerr=[[d - lo], [hi - d]], fmt="o", color=_colour(arm), capsize=3)
         right.axvline(0, color="black", lw=0.8)
+        lo_x, hi_x = right.get_xlim()
+        if hi_x - lo_x < 1.0:  # all differences ~0: show +-1 pp rather than float noise
+            right.set_xlim(-1.0, 1.0)
         if not vs:
             right.text(0.5, 0.5, f"no {BASELINE} arm", transform=right.transAxes, ha="center")
     else:
