@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--prng", default="threefry2x32", choices=["threefry2x32", "rbg"])
+    parser.add_argument("--dropout", type=float, default=None, help="override the model's rate")
     args = parser.parse_args()
     jax.config.update("jax_default_prng_impl", args.prng)
 
@@ -68,7 +69,10 @@ def main() -> None:
     from t5x_xfer import gin_utils, hf, trainer
     from t5x_xfer.models import EncoderDecoderModel
 
-    gin_utils.parse([f"gin/models/{args.model}.gin"], ['ACTIVATION_DTYPE="float32"'])
+    bindings = ['ACTIVATION_DTYPE="float32"']
+    if args.dropout is not None:
+        bindings.append(f"DROPOUT_RATE={args.dropout}")
+    gin_utils.parse([f"gin/models/{args.model}.gin"], bindings)
     cfg = gin_utils.macro("MODEL_CONFIG")
     batch = _batch(cfg.vocab_size, args.batch, args.inputs, args.targets)
     tokens = args.batch * (args.inputs + args.targets)
@@ -122,6 +126,7 @@ def main() -> None:
         "model": args.model,
         "step": "forward + backward + Adafactor update",
         "prng": args.prng,
+        "dropout_rate": cfg.dropout_rate,
         "shape": {"batch": args.batch, "inputs": args.inputs, "targets": args.targets},
         "cpu_threads": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

@@ -42,6 +42,12 @@ from t5x_xfer.models import EncoderDecoderModel
 from t5x_xfer.models.config import DTYPES
 from t5x_xfer.models.wrapper import DECODE_METHODS
 
+if __name__ == "__main__":  # pragma: no cover
+    # Run the package module so gin registers `infer` once, under t5x_xfer.infer (see train.py).
+    from t5x_xfer.infer import main as _package_main
+
+    sys.exit(_package_main())
+
 log = logging.getLogger("t5x_xfer.infer")
 
 # Settings that change what is decoded; a resumed run must match them.
