@@ -195,3 +195,19 @@ def test_init_checkpoint_with_wrong_shapes(setup, capsys):
         setup, capsys, setup["root"] / "b4", f'--gin.INIT_CHECKPOINT="{other}"'
     )
     assert "do not match" in err and str(other) in err
+
+
+def test_sigterm_saves_and_exits(setup):
+    """Preemption: SIGTERM makes the run save the step it is at and exit with 143."""
+    model_dir = setup["root"] / "preempted"
+    proc = _launch(setup, model_dir)
+    metrics = model_dir / "train_metrics.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and max(_metrics(model_dir), default=0) >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == 143, proc.stderr.read()[-3000:]
+    last = max(_metrics(model_dir))
+    assert last < 30 and max(_steps(model_dir)) == last
