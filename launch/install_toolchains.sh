@@ -14,7 +14,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="${T5X_CODEEVAL_TOOLS:-/opt/t5x_xfer-codeeval}"
 
 pkgs=(g++ golang-go golang-github-stretchr-testify-dev libboost-dev libssl-dev bubblewrap
-  rustc cargo librust-rand-dev librust-regex-dev librust-md5-dev python3 python3-numpy)
+  rustc cargo librust-rand-dev librust-regex-dev librust-regex+default-dev librust-md5-dev python3
+  python3-numpy)
 command -v javac >/dev/null || pkgs+=(default-jdk-headless)
 command -v node >/dev/null || pkgs+=(nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
@@ -108,7 +109,7 @@ if ! grep -qF "\"$rust_id\"" "$tools/rust/crates.json" 2>/dev/null; then
   mkdir -p "$tools/rust/deps"
   cp "$build"/target/release/deps/*.rlib "$tools/rust/deps/"
   rm -rf "$build"
-  lib() { ls "$tools/rust/deps/lib$1"-*.rlib | head -n1; }
+  lib() { find "$tools/rust/deps" -name "lib$1-*.rlib" | sort | head -n1; }
   printf '{"rustc": "%s", "version": "%s", "deps": "%s", "rand": "%s", "regex": "%s", "md5": "%s"}\n' \
     "$rustc_bin" "$rust_id" "$tools/rust/deps" "$(lib humaneval_rand)" "$(lib regex)" "$(lib md5)" \
     >"$tools/rust/crates.json"

@@ -22,10 +22,8 @@ import argparse
 import dataclasses
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -734,21 +732,6 @@ def plot_language(report: Mapping[str, Any], language: str) -> bytes:
     return buf.getvalue()
 
 
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Binary sibling of io_utils.write_atomic: a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry points
 
@@ -811,7 +794,7 @@ def write_report(
     plots = {}
     for lang in report["languages"]:
         name = f"{report['primary_metric'].replace('@', '_at_')}_{lang}.png"
-        _write_bytes_atomic(out / name, plot_language(report, lang))
+        write_atomic(out / name, plot_language(report, lang))
         plots[lang] = name
     report["root"] = str(root)
     report["files"] = {"json": "report.json", "markdown": "report.md", "plots": plots}
