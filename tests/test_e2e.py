@@ -18,7 +18,7 @@ GRID = "gin/experiments/grid_debug_cpu.gin"
 
 def _driver(root: Path) -> list[str]:
     train = ['DATA_DIR="{root}/data"', 'TOKENIZER="{root}/tokenizer.json"', "train.save_every=5"]
-    target = ['MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp"', "TRAIN_STEPS=10"]
+    target = ['MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp_completion"', "TRAIN_STEPS=10"]
     return [
         sys.executable,
         "-m",

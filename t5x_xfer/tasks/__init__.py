@@ -7,8 +7,9 @@ Naming scheme: a Task is ``xfer_<dataset>`` (what you inspect, evaluate or decod
 ``xfer_mix_<stage>`` (what a training stage runs on): one per intermediate task
 (``xfer_mix_<task>``), ``xfer_mix_nlu9`` (the nine tasks of Phang et al. 2020,
 examples-proportional, capped at 2**17 examples per task), ``xfer_mix_all10`` (nlu9 +
-CNN/DailyMail), ``xfer_mix_target_mbpp`` (the target stage) and ``xfer_mix_humanevalx`` (all six
-languages). ANLI+ exists only as ``xfer_mix_anli_plus``: its five parts (``xfer_anli_plus_*``)
+CNN/DailyMail), ``xfer_mix_target_mbpp_completion`` (the target stage: MBPP in HumanEval's
+completion format, see ``code_format``), ``xfer_mix_target_mbpp`` (MBPP's own format) and
+``xfer_mix_humanevalx`` (all six languages). ANLI+ exists only as ``xfer_mix_anli_plus``: its five parts (``xfer_anli_plus_*``)
 share the NLI prompt and label space and mix in proportion to their sizes.
 
 | task | source | inputs | targets | metric |
@@ -26,6 +27,7 @@ share the NLI prompt and label space and mix in proportion to their sizes.
 | `xfer_cnn_dailymail` | TFDS cnn_dailymail 3.x | `summarize: {article}` | `{highlights}` | ROUGE-1/2/Lsum |
 | `xfer_mbpp` | mbpp.jsonl (task_ids 601-974 train) | `{text}\\nYour code should pass these tests:\\n{asserts}` | `{code}` | (codeeval) |
 | `xfer_code_jsonl` | your `{train,validation}.jsonl`, MBPP's fields | as MBPP | `{code}` | (codeeval) |
+| `xfer_mbpp_completion`, `xfer_code_jsonl_completion` | the same records, rewritten with `ast` | imports and helpers, then the entry point's signature with the description and the first test as its docstring | the function body | (codeeval) |
 | `xfer_humanevalx_{cpp,go,java,js,python,rust}` | HumanEval-X jsonl.gz, split `test` | the prompt (Rust: prompt + declaration) | canonical solution | (codeeval) |
 
 Splits are ``train`` and ``validation`` (MNLI also ``validation_mismatched``; ANLI, SNLI, CCG and

@@ -207,6 +207,16 @@ def code_from_description(ex: Example) -> dict[str, tf.Tensor]:
 
 
 @seqio.map_over_dataset
+def code_completion(ex: Example) -> dict[str, tf.Tensor]:
+    """HumanEval's format (``code_format``): code prompt in, the function body out."""
+    return {
+        "inputs": field(ex, "prompt"),
+        "targets": field(ex, "completion"),
+        "task_id": field(ex, "task_id"),
+    }
+
+
+@seqio.map_over_dataset
 def humaneval_x(ex: Example) -> dict[str, tf.Tensor]:
     """HumanEval-X decoding input; ``task_id`` and ``language`` identify the sample for the
     evaluator, which assembles and runs the program from its own copy of the problem. Rust's

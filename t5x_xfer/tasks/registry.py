@@ -156,6 +156,13 @@ def _specs() -> dict[str, TaskSpec]:
         "xfer_code_jsonl": TaskSpec(
             lambda p: src.code_jsonl_source(p.code_jsonl_dir), pp.code_from_description
         ),
+        "xfer_mbpp_completion": TaskSpec(
+            lambda p: src.mbpp_source(p.mbpp_file, completion=True), pp.code_completion
+        ),
+        "xfer_code_jsonl_completion": TaskSpec(
+            lambda p: src.code_jsonl_source(p.code_jsonl_dir, completion=True),
+            pp.code_completion,
+        ),
     }
     for lang in HUMANEVAL_X_LANGUAGES:
         specs[f"xfer_humanevalx_{lang}"] = TaskSpec(
@@ -195,6 +202,7 @@ def _mixtures(cap: int) -> dict[str, list[tuple[str, float]]]:
     mixes["xfer_mix_nlu9"] = [capped(n) for n in NLU9]
     mixes["xfer_mix_all10"] = [capped(n) for n in (*NLU9, "cnn_dailymail")]
     mixes["xfer_mix_target_mbpp"] = [("xfer_mbpp", 1.0)]
+    mixes["xfer_mix_target_mbpp_completion"] = [("xfer_mbpp_completion", 1.0)]
     mixes["xfer_mix_humanevalx"] = [
         (f"xfer_humanevalx_{lang}", 1.0) for lang in HUMANEVAL_X_LANGUAGES
     ]

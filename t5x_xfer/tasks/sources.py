@@ -29,6 +29,7 @@ import seqio
 import tensorflow as tf
 
 from t5x_xfer.io_utils import iter_jsonl
+from t5x_xfer.tasks.code_format import completion_records
 
 
 class MissingDataError(FileNotFoundError):
@@ -293,10 +294,15 @@ def _code_record(record: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def mbpp_source(path: str | Path) -> seqio.FunctionDataSource:
-    """MBPP from the original ``mbpp.jsonl``, split by task_id as in the MBPP paper."""
-    path = Path(path)
+COMPLETION_SIGNATURE = {
+    "task_id": STRING,
+    "prompt": STRING,
+    "completion": STRING,
+    "test_list": _string_list(),
+}
 
+
+def _mbpp_load(path: Path) -> Callable[[str], Records]:
     def load(split: str) -> Records:
         if not path.is_file():
             raise MissingDataError("MBPP", path, f"curl -L -o {path} {MBPP_URL}")
@@ -304,14 +310,10 @@ def mbpp_source(path: str | Path) -> seqio.FunctionDataSource:
         records = read_jsonl(path, ("task_id", *CODE_FIELDS), "MBPP")
         return [_code_record(r) for r in records if lo <= int(r["task_id"]) <= hi]
 
-    return python_source(load, tuple(MBPP_SPLITS), CODE_SIGNATURE)
+    return load
 
 
-def code_jsonl_source(directory: str | Path) -> seqio.FunctionDataSource:
-    """Users' own code data: ``<directory>/<split>.jsonl`` in MBPP's record format
-    (``text``, ``code``, ``test_list``; ``task_id`` optional)."""
-    directory = Path(directory)
-
+def _code_jsonl_load(directory: Path) -> Callable[[str], Records]:
     def load(split: str) -> Records:
         path = directory / f"{split}.jsonl"
         if not path.is_file():
@@ -323,7 +325,33 @@ def code_jsonl_source(directory: str | Path) -> seqio.FunctionDataSource:
             )
         return [_code_record(r) for r in read_jsonl(path, CODE_FIELDS, "code JSONL")]
 
-    return python_source(load, ("train", "validation"), CODE_SIGNATURE)
+    return load
+
+
+def _code_source(
+    load: Callable[[str], Records], splits: Sequence[str], name: str, completion: bool
+) -> seqio.FunctionDataSource:
+    """MBPP-format records as they are, or in HumanEval's completion format (``code_format``)."""
+    if not completion:
+        return python_source(load, splits, CODE_SIGNATURE)
+    return python_source(
+        lambda split: completion_records(load(split), f"{name} {split}"),
+        splits,
+        COMPLETION_SIGNATURE,
+    )
+
+
+def mbpp_source(path: str | Path, completion: bool = False) -> seqio.FunctionDataSource:
+    """MBPP from the original ``mbpp.jsonl``, split by task_id as in the MBPP paper; with
+    ``completion`` as HumanEval-style prompt/completion pairs."""
+    return _code_source(_mbpp_load(Path(path)), tuple(MBPP_SPLITS), "MBPP", completion)
+
+
+def code_jsonl_source(directory: str | Path, completion: bool = False) -> seqio.FunctionDataSource:
+    """Users' own code data: ``<directory>/<split>.jsonl`` in MBPP's record format
+    (``text``, ``code``, ``test_list``; ``task_id`` optional); ``completion`` as for MBPP."""
+    load = _code_jsonl_load(Path(directory))
+    return _code_source(load, ("train", "validation"), "code JSONL", completion)
 
 
 # HumanEval-X ----------------------------------------------------------------------------------
