@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from t5x_xfer.codeeval import languages as L
+from t5x_xfer.io_utils import iter_jsonl
 from t5x_xfer.tasks import sources
 from t5x_xfer.tasks.code_format import completion_records, mbpp_to_completion
+
+SHIPPED_HUMANEVAL_X = Path(__file__).resolve().parents[3] / "shared" / "data" / "humaneval-x"
 
 # MBPP's own shapes: \r\n line ends, 1-space and tab indents, an import, a helper class that the
 # tests use, a helper defined after the entry point, the record's own docstring, an assert that
@@ -125,3 +130,21 @@ def test_sources_give_the_completion_format(tmp_path):
     assert got[0]["completion"].decode() == first["completion"]
     plain = sources.mbpp_source(path).get_dataset("train", shuffle=False)
     assert next(plain.as_numpy_iterator())["code"].decode() == RECORDS[0]["code"]
+
+
+def test_humaneval_python_canonical_programs_survive_the_rewrite():
+    """Real code: every HumanEval-X Python canonical program (prompt + solution), rewritten as
+    prompt/completion, still passes the benchmark's own tests (ast.unparse keeps semantics)."""
+    path = SHIPPED_HUMANEVAL_X / "python" / "humaneval_python.jsonl.gz"
+    if not path.is_file():
+        pytest.skip(f"HumanEval-X data not found at {path} (see shared/data/humaneval-x)")
+    failed = []
+    for _, row in iter_jsonl(path):
+        entry = re.findall(r"check\((\w+)\)", row["test"])[-1]
+        code = row["prompt"] + row["canonical_solution"]
+        converted = mbpp_to_completion(row["text"], code, [f"{entry}()"])
+        assert converted is not None, row["task_id"]
+        program = converted["prompt"] + converted["completion"] + "\n" + row["test"] + "\n"
+        if _run_python(program).returncode != 0:
+            failed.append(row["task_id"])
+    assert not failed
