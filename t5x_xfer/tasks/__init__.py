@@ -9,8 +9,9 @@ Naming scheme: a Task is ``xfer_<dataset>`` (what you inspect, evaluate or decod
 examples-proportional, capped at 2**17 examples per task), ``xfer_mix_all10`` (nlu9 +
 CNN/DailyMail), ``xfer_mix_target_mbpp_completion`` (the target stage: MBPP in HumanEval's
 completion format, see ``code_format``), ``xfer_mix_target_mbpp`` (MBPP's own format) and
-``xfer_mix_humanevalx`` (all six languages). ANLI+ exists only as ``xfer_mix_anli_plus``: its five parts (``xfer_anli_plus_*``)
-share the NLI prompt and label space and mix in proportion to their sizes.
+``xfer_mix_humanevalx`` (all six languages). ANLI+ exists only as ``xfer_mix_anli_plus``: its
+five parts (``xfer_anli_plus_*``) share the NLI prompt and label space and mix in proportion to
+their sizes.
 
 | task | source | inputs | targets | metric |
 |---|---|---|---|---|

@@ -113,8 +113,8 @@ def completion_records(records: Iterable[Mapping[str, Any]], source: str) -> lis
         )
     if skipped:
         log.warning(
-            "%s: %d of %d records have no function that their tests call (task_ids %s%s); "
-            "left out of the completion format",
+            "%s: %d of %d records do not parse or have no function that their tests call "
+            "(task_ids %s%s); left out of the completion format",
             source,
             len(skipped),
             len(skipped) + len(out),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import subprocess
@@ -117,8 +118,6 @@ def test_unconvertible_records_are_left_out_and_named(caplog):
 
 
 def test_sources_give_the_completion_format(tmp_path):
-    import json
-
     path = tmp_path / "mbpp.jsonl"
     rows = [{**r, "task_id": 600 + i} for i, r in enumerate(RECORDS, start=1)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
