@@ -42,10 +42,11 @@ def main() -> None:
     from transformers import T5ForConditionalGeneration
 
     from t5x_xfer import gin_utils, hf
-    from t5x_xfer.models import EncoderDecoderModel
+    from t5x_xfer.decoding import DecodeSettings
 
     gin_utils.parse([f"gin/models/{args.model}.gin"], ['ACTIVATION_DTYPE="float32"'])
-    cfg = gin_utils.macro("MODEL_CONFIG")
+    built = gin_utils.macro("MODEL")
+    cfg = built.config
     rng = np.random.default_rng(0)
     prompts = rng.integers(3, cfg.vocab_size, size=(args.prompts, args.prompt_length))
     prompts = prompts.astype(np.int32)
@@ -53,19 +54,22 @@ def main() -> None:
     samples = args.prompts * args.samples
     tokens = samples * args.max_length
 
-    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(0))
-    model = EncoderDecoderModel(cfg.replace(eos_token_id=-1, dropout_rate=0.0))  # no EOS
-    kw = dict(
+    params = built.init_params(jax.random.PRNGKey(0))
+    model = built.replace(eos_token_id=-1, dropout_rate=0.0)  # no EOS
+    settings = DecodeSettings(
         method="sample",
-        num_decodes=args.samples,
-        max_decode_length=args.max_length,
+        num_samples=args.samples,
+        max_length=args.max_length,
         temperature=args.temperature,
         top_p=args.top_p,
     )
 
     def ours(batch: np.ndarray, seed: int) -> None:
         out = model.predict_batch(
-            params, {"encoder_input_tokens": batch}, rng=jax.random.PRNGKey(seed), **kw
+            params,
+            model.prompt_batch(batch, batch.shape[1]),
+            settings,
+            rng=jax.random.PRNGKey(seed),
         )
         jax.block_until_ready(out)
 
@@ -82,8 +86,9 @@ def main() -> None:
     hf_s = None
     if not args.skip_transformers:
         torch.manual_seed(0)
-        torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(cfg))).eval()
-        state = {k: torch.from_numpy(np.array(v)) for k, v in hf.params_to_hf(params, cfg).items()}
+        torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(built))).eval()
+        tensors = hf.params_to_hf(params, built)
+        state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
         torch_model.load_state_dict(state, strict=False)
         torch_model.generation_config.eos_token_id = None  # no EOS, as above
         torch_model.generation_config.forced_eos_token_id = None

@@ -66,20 +66,19 @@ def main() -> None:
     from transformers import T5Config as HFConfig
     from transformers import T5ForConditionalGeneration
 
-    from t5x_xfer import gin_utils, hf, trainer
-    from t5x_xfer.models import EncoderDecoderModel
+    from t5x_xfer import gin_utils, hf, optimizers, trainer
 
     bindings = ['ACTIVATION_DTYPE="float32"']
     if args.dropout is not None:
         bindings.append(f"DROPOUT_RATE={args.dropout}")
     gin_utils.parse([f"gin/models/{args.model}.gin"], bindings)
-    cfg = gin_utils.macro("MODEL_CONFIG")
+    model = gin_utils.macro("MODEL")
+    cfg = model.config
     batch = _batch(cfg.vocab_size, args.batch, args.inputs, args.targets)
     tokens = args.batch * (args.inputs + args.targets)
 
-    model = EncoderDecoderModel(cfg)
-    schedule = trainer.make_schedule("constant", 1e-3)
-    optimizer = trainer.make_optimizer(schedule, "adafactor")
+    schedule = optimizers.make_schedule("constant", 1e-3)
+    optimizer = optimizers.make_optimizer(schedule, "adafactor")
     params = model.init_params(jax.random.PRNGKey(0))
     state = {
         "s": trainer.TrainState(
@@ -99,7 +98,7 @@ def main() -> None:
     from transformers.optimization import Adafactor
 
     torch.manual_seed(0)
-    torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(cfg))).train()
+    torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(model))).train()
     torch_opt = Adafactor(
         torch_model.parameters(),
         lr=1e-3,

@@ -1,9 +1,9 @@
 """Examples per second through each task's full input pipeline on this CPU.
 
 Preprocess + tokenize + pack (seqio.EncDecFeatureConverter, pack=True) on generated data in
-each source's own format (``t5x_xfer.tasks.testing``), TFDS served through its offline mock.
-Time is wall clock for ``--examples`` source records after one warm-up batch, so it measures
-the steady pipeline, not TF tracing.
+each source's own format (``t5x_xfer.testing.task_sources``), TFDS served through its offline
+mock. Time is wall clock for ``--examples`` source records after one warm-up batch, so it
+measures the steady pipeline, not TF tracing.
 
     python benchmarks/tasks_throughput.py --examples 2000 --out runs/bench_tasks
     python benchmarks/tasks_throughput.py --tokenizer DIR_WITH_tokenizer.json  # real BPE
@@ -21,7 +21,7 @@ from pathlib import Path
 import seqio
 
 from t5x_xfer import tasks
-from t5x_xfer.tasks import testing
+from t5x_xfer.testing import task_sources
 from t5x_xfer.vocabularies import HuggingFaceVocabulary, train_byte_level_bpe
 
 LENGTHS = {"inputs": 512, "targets": 128}
@@ -55,14 +55,14 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = testing.fake_data_dir(Path(tmp) / "data", n=args.examples)
+        root = task_sources.fake_data_dir(Path(tmp) / "data", n=args.examples)
         tok = args.tokenizer
         if tok is None:
-            corpus = [str(r) for rs in testing.TFDS_RECORDS.values() for r in rs]
+            corpus = [str(r) for rs in task_sources.TFDS_RECORDS.values() for r in rs]
             tok = str(train_byte_level_bpe(corpus * 20, Path(tmp) / "tokenizer.json"))
         tasks.register_all(HuggingFaceVocabulary(tok), root)
         results = {}
-        with testing.mock_tfds(n=args.examples):
+        with task_sources.mock_tfds(n=args.examples):
             for name in tasks.TASKS:
                 if name.startswith("xfer_humanevalx_") and name != "xfer_humanevalx_python":
                     continue  # same pipeline for every language

@@ -1,15 +1,22 @@
-"""Orbax checkpoints: the one on-disk format stages hand over through.
+"""Orbax checkpoints and the run directory: the one on-disk format stages hand over through.
 
 A checkpoint directory is an orbax ``CheckpointManager`` root with numbered step directories;
-each step holds the item ``params`` (the model parameters) and ``model_config`` (the
-``T5Config`` as JSON), so any stage can rebuild the model from the directory alone. Trainer
-steps add further items (optimizer state, step metadata) beside these; readers of params never
-need them. Anywhere a checkpoint is expected, either the root (latest step) or one step
-directory may be given.
+each step holds the item ``params`` (the model parameters) and ``model_config`` (the model's
+family tag and config as JSON, ``{"family": "t5", "config": {...}}``; checkpoints written before
+family tags hold the bare T5 config and load as T5), so any stage rebuilds the model from the
+directory alone (:func:`load_model`). Trainer steps add further items (optimizer state, step
+metadata) beside these; readers of params never need them. Anywhere a checkpoint is expected,
+either the root (latest step) or one step directory may be given.
+
+A run directory (a training stage's MODEL_DIR, or an imported checkpoint) also holds
+``hf_assets/`` (the tokenizer files, so that infer and export need nothing else), and, for
+training runs, ``config.gin``, ``summary.json`` and the metrics files. Paths may be local or
+``gs://`` (TPU pods); :func:`write_text` writes either, atomically where the filesystem allows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +24,97 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from t5x_xfer.models.config import T5Config
+from t5x_xfer.io_utils import write_atomic
+from t5x_xfer.models import BaseModel, registry
 
 PARAMS = "params"
 MODEL_CONFIG = "model_config"
+ASSETS_DIR = "hf_assets"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "spiece.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+
+
+def is_remote(path: str | Path) -> bool:
+    return "://" in str(path)
 
 
 def as_path(path: str | Path) -> Any:
     """A local path (resolved) or, for ``gs://`` and other URLs, an etils ``epath.Path``, so
     checkpoints can live on GCS for TPU pods."""
-    if "://" in str(path):
+    if is_remote(path):
         from etils import epath
 
         return epath.Path(str(path))
     return Path(path).expanduser().resolve()
+
+
+def local_dir(path: str | Path) -> Path | None:
+    """The resolved local path, or None for a remote one (no local files to append to)."""
+    return None if is_remote(path) else Path(path).expanduser().resolve()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a run-directory file: atomically on a local disk, as one object on ``gs://``."""
+    if is_remote(path):
+        as_path(path).write_text(text)
+    else:
+        write_atomic(Path(path).expanduser(), text)
+
+
+def copy_tokenizer_files(source: Any, dest: Any) -> list[str]:
+    """Copy the tokenizer files found in directory ``source`` into ``dest`` (made only when
+    there is something to copy); byte copies, so local dirs and ``gs://`` alike."""
+    found = [name for name in TOKENIZER_FILES if (source / name).is_file()]
+    if found:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in found:
+            (dest / name).write_bytes((source / name).read_bytes())
+    return found
+
+
+def copy_assets(
+    model_dir: str | Path, sources: Sequence[str | None], vocabulary: Any | None = None
+) -> None:
+    """Put the tokenizer files in ``model_dir/hf_assets`` so later stages need only the dir.
+
+    Candidates, first found: each of ``sources``' hf_assets (of the checkpoint root, or of the
+    root above a step directory) or the source itself (a Hugging Face dir), then the
+    vocabulary's own file (tokenizer.json or SentencePiece model). Kept if already there.
+    """
+    out = as_path(model_dir)
+    dest = out / ASSETS_DIR
+    if dest.exists():
+        return
+    candidates = []
+    for source in sources:
+        if source:
+            root = as_path(source)
+            candidates += [root / ASSETS_DIR, root.parent / ASSETS_DIR, root]
+    for attr in ("_source", "sentencepiece_model_file"):
+        path = getattr(vocabulary, attr, None)
+        if isinstance(path, str) and path:
+            candidates.append(as_path(path))
+    for cand in candidates:
+        if not cand.exists():
+            continue
+        if cand.is_dir():
+            files = {f: f.name for f in (cand / n for n in TOKENIZER_FILES) if f.exists()}
+        else:
+            files = {cand: "spiece.model" if cand.suffix == ".model" else "tokenizer.json"}
+        if files:
+            tmp = out / (ASSETS_DIR + ".tmp")
+            tmp.mkdir(parents=True, exist_ok=True)
+            for f, name in files.items():
+                (tmp / name).write_bytes(f.read_bytes())
+            tmp.rename(dest)
+            return
 
 
 def shape_tree(tree: Any) -> dict[str, tuple[int, ...]]:
@@ -73,13 +157,9 @@ def resolve(path: str | Path) -> tuple[Path, int]:
     return path, steps[-1]
 
 
-def save(
-    directory: str | Path,
-    params: Any,
-    config: T5Config,
-    step: int = 0,
-) -> Path:
-    """Write params and model config as step ``step`` of ``directory``; returns the step dir."""
+def save(directory: str | Path, params: Any, model: BaseModel, step: int = 0) -> Path:
+    """Write params and the model's family and config as step ``step`` of ``directory``;
+    returns the step dir."""
     directory = as_path(directory)
     with ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(create=True)
@@ -89,7 +169,7 @@ def save(
             args=ocp.args.Composite(
                 **{
                     PARAMS: ocp.args.StandardSave(params),
-                    MODEL_CONFIG: ocp.args.JsonSave(config.to_dict()),
+                    MODEL_CONFIG: ocp.args.JsonSave(registry.to_json(model)),
                 }
             ),
         )
@@ -97,13 +177,14 @@ def save(
     return directory / str(step)
 
 
-def load_config(path: str | Path) -> T5Config:
+def load_model(path: str | Path) -> BaseModel:
+    """The model (family and config) a checkpoint was saved with."""
     root, step = resolve(path)
     with ocp.CheckpointManager(root) as manager:
         restored = manager.restore(
             step, args=ocp.args.Composite(**{MODEL_CONFIG: ocp.args.JsonRestore()})
         )
-    return T5Config.from_dict(restored[MODEL_CONFIG])
+    return registry.from_json(restored[MODEL_CONFIG], f"checkpoint {root / str(step)}")
 
 
 def load_params(path: str | Path, target: Any | None = None) -> Any:
@@ -173,7 +254,7 @@ def save_train_state(
     step: int,
     params: Any,
     opt_state: Any,
-    config: T5Config,
+    model: BaseModel,
     meta: dict[str, Any],
     metrics: dict[str, float] | None = None,
 ) -> None:
@@ -182,7 +263,7 @@ def save_train_state(
     items = {
         PARAMS: ocp.args.StandardSave(params),
         OPT_STATE: ocp.args.StandardSave(opt_state),
-        MODEL_CONFIG: ocp.args.JsonSave(config.to_dict()),
+        MODEL_CONFIG: ocp.args.JsonSave(registry.to_json(model)),
         TRAIN_META: ocp.args.JsonSave(meta),
     }
     manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=True)
@@ -202,3 +283,33 @@ def restore_train_state(
     }
     restored = manager.restore(step, args=ocp.args.Composite(**items))
     return restored[PARAMS], restored[OPT_STATE], restored[TRAIN_META]
+
+
+class TrainCheckpointer:
+    """A training run's saves: params, optimizer state, the model, and the step metadata
+    (``step`` = batches drawn, from which the data position is restored, plus ``meta``)."""
+
+    def __init__(
+        self, manager: ocp.CheckpointManager, model: BaseModel, meta: dict[str, Any]
+    ) -> None:
+        self.manager = manager
+        self.model = model
+        self.meta = dict(meta)
+
+    def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
+        """Save ``state`` (a TrainState) as ``step``; ``metrics`` feed keep-best retention."""
+        save_train_state(
+            self.manager,
+            step,
+            state.params,
+            state.opt_state,
+            self.model,
+            {"step": step, "batches_drawn": step, **self.meta},
+            metrics=metrics,
+        )
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.close()

@@ -11,8 +11,7 @@ BINARIES = {
     "experiments": "t5x_xfer.experiments",
     "infer": "t5x_xfer.infer",
     "report": "t5x_xfer.report",
-    "smoke": "t5x_xfer.smoke",
-    "smoke_data": "t5x_xfer.smoke_data",
+    "smoke_data": "t5x_xfer.testing.smoke_data",
     "train": "t5x_xfer.train",
 }
 

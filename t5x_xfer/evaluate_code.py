@@ -11,7 +11,10 @@ their language, whose stop strings end decoding), DIR/generations.jsonl the infe
 output and DIR/samples.jsonl the samples executed; decoding resumes like execution does.
 DIR receives results.jsonl (one row per sample), summary.json and report.md, plus cache/ with
 one result per distinct program, so rerunning after a crash executes only what had not finished.
-Problems come from --data_dir (or $T5X_HUMANEVAL_X_DIR), else from the Hugging Face hub.
+Problems come from --data_dir ("minibench": the project's mini benchmark), else
+$T5X_HUMANEVAL_X_DIR, else the Hugging Face hub (``codeeval.data.humaneval_x_dir``). The
+decoding flags are :class:`t5x_xfer.decoding.DecodeSettings`' fields, as for the infer binary;
+``--temperature 0`` is the old spelling of ``--method greedy``.
 """
 
 from __future__ import annotations
@@ -23,19 +26,20 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from t5x_xfer import logs
 from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
 from t5x_xfer.codeeval import toolchains as tc
 from t5x_xfer.codeeval.evaluate import Evaluation, evaluate
+from t5x_xfer.decoding.settings import DecodeSettings, add_flags, from_flags
 from t5x_xfer.io_utils import iter_jsonl, write_atomic
 
-# Defaults of the decoding step: greedy (temperature 0) gives pass@1 with one sample.
-DECODE_DEFAULTS: dict[str, Any] = dict(
-    num_samples=1, temperature=0.0, top_p=0.95, top_k=0, max_length=512, batch_size=8, seed=0
-)
+# Defaults of the decoding step: greedy decoding, one sample (pass@1), 512 new tokens; top_p
+# 0.95 for sampling when a temperature is given.
+DECODE_DEFAULTS = DecodeSettings(method="greedy", num_samples=1, top_p=0.95, max_length=512)
+DECODE_BATCH_SIZE = 8
 
 
 def _task_number(task_id: str) -> int:
@@ -48,17 +52,18 @@ def decode_problems(
     checkpoint: str,
     out: Path,
     problems: dict[str, dict[str, dict]],
+    decode: DecodeSettings = DECODE_DEFAULTS,
+    batch_size: int = DECODE_BATCH_SIZE,
     tokenizer: str | None = None,
     progress: bool = True,
-    **decode: Any,
 ) -> Path:
     """Prompts -> infer -> DIR/samples.jsonl of {task_id, generation}; each step resumable.
 
     The prompt is ``generation_prompt`` (Rust adds its declaration); the infer binary ends a
-    sample at its language's stop strings and trims it with ``truncate_completion``.
-    ``temperature`` 0 means greedy decoding. The infer binary runs as a child process: the
-    stages hand over through files, the model's memory is freed before programs run, and
-    the sandbox (which forks) never shares a process with JAX's threads.
+    sample at its language's stop strings and trims it with ``truncate_completion``. The
+    infer binary runs as a child process: the stages hand over through files, the model's
+    memory is freed before programs run, and the sandbox (which forks) never shares a process
+    with JAX's threads.
     """
     out.mkdir(parents=True, exist_ok=True)
     records = [
@@ -70,20 +75,12 @@ def decode_problems(
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     if not prompts.is_file() or prompts.read_text(encoding="utf-8") != text:
         write_atomic(prompts, text)
-    temperature = decode["temperature"]
     generations = out / "generations.jsonl"
-    args = {
-        **decode,
-        "checkpoint": checkpoint,
-        "input": prompts,
-        "output": generations,
-        "method": "greedy" if temperature == 0 else "sample",
-        "temperature": temperature if temperature > 0 else 1.0,
-    }
+    argv = [sys.executable, "-m", "t5x_xfer.infer", "--checkpoint", checkpoint]
+    argv += ["--input", str(prompts), "--output", str(generations), *decode.flags()]
+    argv += ["--batch_size", str(batch_size)]
     if tokenizer is not None:
-        args["tokenizer"] = tokenizer
-    argv = [sys.executable, "-m", "t5x_xfer.infer"]
-    argv += [x for k, v in args.items() for x in (f"--{k}", str(v))]
+        argv += ["--tokenizer", tokenizer]
     if not progress:
         argv.append("--no_progress")
     rc = subprocess.run(argv, check=False).returncode
@@ -98,7 +95,7 @@ def decode_problems(
         "".join(
             json.dumps({"task_id": r["id"], "generation": by_id[r["id"]][j]}) + "\n"
             for r in records
-            for j in range(decode["num_samples"])
+            for j in range(decode.num_samples)
         ),
     )
     return samples
@@ -119,21 +116,16 @@ def evaluate_code(
     progress: bool = True,
     tokenizer: str | None = None,
     max_problems: int | None = None,
-    num_samples: int = DECODE_DEFAULTS["num_samples"],
-    temperature: float = DECODE_DEFAULTS["temperature"],
-    top_p: float = DECODE_DEFAULTS["top_p"],
-    top_k: int = DECODE_DEFAULTS["top_k"],
-    max_length: int = DECODE_DEFAULTS["max_length"],
-    batch_size: int = DECODE_DEFAULTS["batch_size"],
-    seed: int = DECODE_DEFAULTS["seed"],
+    decode: DecodeSettings = DECODE_DEFAULTS,
+    batch_size: int = DECODE_BATCH_SIZE,
 ) -> Evaluation:
     """Evaluate a samples file, or decode one from ``checkpoint`` first; every input is
     validated (and toolchains and sandbox checked) before any decoding or program runs.
 
     ``languages`` keeps only samples of those languages; ``sandbox`` forces a tier (default:
     the strongest available); ``unsafe`` allows running without isolation where none exists.
-    With ``checkpoint``, ``max_problems`` decodes only the first N problems of each language
-    and the decoding arguments go to the infer binary (``temperature`` 0 = greedy).
+    With ``checkpoint``, ``max_problems`` decodes only the first N problems of each language,
+    with ``decode`` settings and ``batch_size`` prompts at a time.
     """
     if (samples is None) == (checkpoint is None):
         raise ValueError(
@@ -147,41 +139,20 @@ def evaluate_code(
     if max_problems is not None and max_problems < 1:
         raise ValueError(f"--max_problems must be >= 1 or unset, got {max_problems}")
     wanted = L.check_languages(list(languages)) if languages else list(L.LANGUAGES)
-    data_dir = data_dir or os.environ.get("T5X_HUMANEVAL_X_DIR")
+    data_dir = D.humaneval_x_dir(data_dir)
     if checkpoint is not None:
-        from t5x_xfer import checkpoints  # JAX is only needed on this path
-        from t5x_xfer.infer import check_decode_args
-
-        check_decode_args(
-            method="greedy" if temperature == 0 else "sample",
-            num_samples=num_samples,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_length=max_length,
-            batch_size=batch_size,
-        )
-        checkpoints.resolve(checkpoint)  # names a missing checkpoint before any work
-        problems = D.load_problems(wanted, data_dir)
-        if max_problems is not None:
-            problems = {
-                lang: dict(sorted(by_id.items(), key=lambda kv: _task_number(kv[0]))[:max_problems])
-                for lang, by_id in problems.items()
-            }
-        _preflight(wanted, sandbox, unsafe)  # fail before an hour of decoding, not after
-        samples = decode_problems(
-            checkpoint=checkpoint,
-            out=Path(out),
-            problems=problems,
-            tokenizer=tokenizer,
-            progress=progress,
-            num_samples=num_samples,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_length=max_length,
-            batch_size=batch_size,
-            seed=seed,
+        samples, problems = _decode_first(
+            checkpoint,
+            Path(out),
+            wanted,
+            data_dir,
+            decode,
+            batch_size,
+            tokenizer,
+            max_problems,
+            sandbox,
+            unsafe,
+            progress,
         )
     records = [s for s in D.read_samples(samples) if s.language in wanted]
     if not records:
@@ -199,6 +170,44 @@ def evaluate_code(
         timeout_scale=timeout_scale,
         progress=progress,
     )
+
+
+def _decode_first(
+    checkpoint: str,
+    out: Path,
+    wanted: list[str],
+    data_dir: Path | None,
+    decode: DecodeSettings,
+    batch_size: int,
+    tokenizer: str | None,
+    max_problems: int | None,
+    sandbox: str | None,
+    unsafe: bool,
+    progress: bool,
+) -> tuple[Path, dict[str, dict[str, dict]]]:
+    """Check everything decoding and execution need, then decode: (samples file, problems)."""
+    from t5x_xfer import checkpoints  # JAX is only needed on this path
+    from t5x_xfer.infer import check_arguments
+
+    check_arguments(batch_size=batch_size)
+    checkpoints.resolve(checkpoint)  # names a missing checkpoint before any work
+    problems = D.load_problems(wanted, data_dir)
+    if max_problems is not None:
+        problems = {
+            lang: dict(sorted(by_id.items(), key=lambda kv: _task_number(kv[0]))[:max_problems])
+            for lang, by_id in problems.items()
+        }
+    _preflight(wanted, sandbox, unsafe)  # fail before an hour of decoding, not after
+    samples = decode_problems(
+        checkpoint=checkpoint,
+        out=out,
+        problems=problems,
+        decode=decode,
+        batch_size=batch_size,
+        tokenizer=tokenizer,
+        progress=progress,
+    )
+    return samples, problems
 
 
 def _preflight(languages: Sequence[str], sandbox: str | None, unsafe: bool) -> None:
@@ -221,26 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--languages", nargs="+", help=f"subset of {list(L.LANGUAGES)}")
     parser.add_argument("--workers", type=int, help="parallel workers (default: CPU count)")
-    parser.add_argument("--data_dir", help="local HumanEval-X directory (default: the hub)")
+    parser.add_argument(
+        "--data_dir",
+        help="HumanEval-X directory or 'minibench' (default: $T5X_HUMANEVAL_X_DIR, else the hub)",
+    )
     parser.add_argument("--checkpoint", help="decode the problems with this checkpoint first")
     parser.add_argument("--tokenizer", help="override the checkpoint's hf_assets tokenizer")
     parser.add_argument("--max_problems", type=int, help="decode the first N per language")
-    d = DECODE_DEFAULTS
-    parser.add_argument("--num_samples", type=int, default=d["num_samples"], help="per problem")
     parser.add_argument(
-        "--temperature", type=float, default=d["temperature"], help="0 = greedy (default)"
+        "--batch_size", type=int, default=DECODE_BATCH_SIZE, help="prompts decoded together"
     )
-    parser.add_argument("--top_p", type=float, default=d["top_p"], help="nucleus mass")
-    parser.add_argument("--top_k", type=int, default=d["top_k"], help="0 = off")
-    parser.add_argument("--max_length", type=int, default=d["max_length"], help="tokens")
-    parser.add_argument("--batch_size", type=int, default=d["batch_size"], help="prompts")
-    parser.add_argument("--seed", type=int, default=d["seed"], help="sampling seed")
+    add_flags(parser, DECODE_DEFAULTS)
     parser.add_argument("--sandbox", choices=sb.TIERS, help="force a sandbox tier")
     parser.add_argument("--unsafe", action="store_true", help="allow running without isolation")
     parser.add_argument("--timeout_scale", type=float, default=1.0, help="scale all timeouts")
     parser.add_argument("--memory_mb", type=int, default=4096, help="memory per program")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    logs.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    logs.setup(args.verbose)
     try:
         result = evaluate_code(
             samples=args.samples,
@@ -256,13 +264,8 @@ def main(argv: list[str] | None = None) -> int:
             progress=not args.no_progress,
             tokenizer=args.tokenizer,
             max_problems=args.max_problems,
-            num_samples=args.num_samples,
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            max_length=args.max_length,
+            decode=from_flags(args, DECODE_DEFAULTS),
             batch_size=args.batch_size,
-            seed=args.seed,
         )
     except (ValueError, FileNotFoundError, sb.SandboxRefused) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -42,13 +42,9 @@ from typing import Any
 
 import gin
 
-from t5x_xfer import gin_utils
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run the package module so gin registers Grid once (see t5x_xfer/train.py).
-    from t5x_xfer.experiments import main as _package_main
-
-    sys.exit(_package_main())
+from t5x_xfer import gin_utils, logs
+from t5x_xfer.codeeval.data import MINIBENCH, humaneval_x_dir
+from t5x_xfer.decoding.settings import DecodeSettings, override
 
 log = logging.getLogger("t5x_xfer.experiments")
 
@@ -56,7 +52,14 @@ LAUNCHERS = ("local", "tpu", "slurm")
 J = posixpath.join  # stage paths are strings: local paths or gs:// URLs alike
 
 
-@gin.configurable
+# The decoding of a real grid: 20 samples per problem at T=0.8, top-p 0.95 (pass@1, pass@10).
+GRID_DECODE = DecodeSettings(
+    method="sample", num_samples=20, temperature=0.8, top_p=0.95, max_length=512
+)
+# Old spellings of decode's fields as Grid fields; still read, with a message.
+_OLD_DECODE_FIELDS = ("num_samples", "temperature", "top_p", "max_length")
+
+
 @dataclasses.dataclass(frozen=True)
 class Grid:
     """One experiment grid (bind it in a gin/experiments/grid_*.gin file).
@@ -66,7 +69,9 @@ class Grid:
     first (e.g. writing the smoke data and training its tokenizer); ``{root}`` in them and in
     ``train_bindings`` is replaced by the grid's root. ``eval_data_dir`` is the HumanEval-X
     directory (None: $T5X_HUMANEVAL_X_DIR, else the hub; "minibench": $T5X_HUMANEVAL_X_DIR,
-    else the project's mini benchmark).
+    else the project's mini benchmark). ``decode``: how every arm's target checkpoint is
+    decoded (the seed is each run's); ``num_samples``, ``temperature``, ``top_p`` and
+    ``max_length`` are the old spellings of its fields, still accepted.
     """
 
     name: str
@@ -83,24 +88,38 @@ class Grid:
     target_bindings: Sequence[str] = ()
     eval_languages: Sequence[str] = ("cpp", "go", "java", "js", "python", "rust")
     eval_data_dir: str | None = None
-    num_samples: int = 20
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_length: int = 512
+    decode: DecodeSettings = GRID_DECODE
     decode_batch_size: int = 16
     eval_workers: int | None = None
     export_hf: bool = False
     report_ks: Sequence[int] = (1, 10)
+    num_samples: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_length: int | None = None
 
     def __post_init__(self) -> None:
+        old = {k: getattr(self, k) for k in _OLD_DECODE_FIELDS if getattr(self, k) is not None}
+        if old:
+            log.warning(
+                "Grid.%s: the old spelling of the decode settings' fields; use "
+                "DecodeSettings.%s (Grid.decode) instead",
+                "/".join(old),
+                "/".join(old),
+            )
+            object.__setattr__(self, "decode", override(self.decode, **old))
+            for k in old:
+                object.__setattr__(self, k, None)
         if not self.arms:
             raise ValueError(f"grid {self.name!r}: arms is empty")
         if len(set(self.arms)) != len(self.arms):
             raise ValueError(f"grid {self.name!r}: duplicate arms in {list(self.arms)}")
         if not self.seeds or any(not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ValueError(f"grid {self.name!r}: seeds must be integers >= 0, got {self.seeds}")
-        if self.num_samples < 1:
-            raise ValueError(f"grid {self.name!r}: num_samples must be >= 1")
+        if not isinstance(self.decode, DecodeSettings):
+            raise ValueError(
+                f"grid {self.name!r}: decode must be a DecodeSettings, got {self.decode!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +146,11 @@ class Stage:
 
 
 def load_grid(path: str, bindings: Sequence[str] = ()) -> Grid:
-    """Parse a grid gin file and build its :class:`Grid`."""
+    """Parse a grid gin file and build its :class:`Grid` (gin attached here, at the edge)."""
+    grid_using_gin = gin_utils.configurable_entry(Grid)
     gin_utils.parse([path], list(bindings))
     try:
-        grid = Grid()
+        grid = grid_using_gin()
     except TypeError as e:
         raise ValueError(f"{path}: incomplete Grid binding: {e}") from None
     gin.clear_config()
@@ -175,10 +195,8 @@ def _fill(items: Sequence[str], root: str) -> list[str]:
 
 def _problems_dir(value: str, root: str) -> str:
     """ "minibench": $T5X_HUMANEVAL_X_DIR when set, else the project's mini benchmark."""
-    if value == "minibench":
-        from t5x_xfer.codeeval import minibench
-
-        return str(minibench.default_problems_dir(None))
+    if value == MINIBENCH:
+        return str(humaneval_x_dir(None, default=MINIBENCH))
     return _fill([value], root)[0]
 
 
@@ -197,151 +215,75 @@ def _q(value: Any) -> str:
 def stages(grid: Grid, root: str | None = None) -> list[Stage]:
     """Every stage of the grid, in an order that respects the hand-overs."""
     base = _root(grid, root)
-    common = _fill(grid.train_bindings, base)
-    out: list[Stage] = []
+    out = _prepare_stages(grid, base)
+    out.append(_pretrained_stage(grid, base))
+    for arm in grid.arms:
+        mixture = arm_mixture(arm)
+        for seed in grid.seeds:
+            out += _run_stages(grid, base, arm, mixture, seed)
+    argv = ("-m", "t5x_xfer.report", "--root", base, "--out", J(base, "report"))
+    argv += ("--arms", *grid.arms, "--ks", *(str(k) for k in grid.report_ks))
+    out.append(Stage("report", "report", argv, None))
+    return out
+
+
+def _prepare_stages(grid: Grid, base: str) -> list[Stage]:
+    out = []
     for i, cmd in enumerate(grid.prepare):
         argv = tuple(shlex.split(_fill([cmd], base)[0]))
         if argv[:1] == ("python",):
             argv = argv[1:]
         out.append(Stage(f"prepare/{i}", "prepare", argv, J(base, "prepared", f"{i}.done")))
+    return out
 
+
+def _pretrained_stage(grid: Grid, base: str) -> Stage:
+    """Every arm's starting point: a Hugging Face import, or a seeded random init saved by
+    the train binary at step 0."""
     pretrained = J(base, "pretrained")
     if grid.pretrained:
-        argv = (
-            "-m",
-            "t5x_xfer.convert",
-            "import_hf",
-            "--hf",
-            grid.pretrained,
-            "--out",
-            str(pretrained),
-        )
-        done = J(pretrained, "0")
-    else:
-        argv = _train_argv(
-            grid,
-            grid.target_gin,
-            (),
-            [
-                *common,
-                *_fill(grid.target_bindings, base),
-                f"MODEL_DIR={_q(pretrained)}",
-                "TRAIN_STEPS=0",
-                "SEED=0",
-                "HF_CHECKPOINT=None",
-            ],
-        )
-        done = J(pretrained, "summary.json")
-    out.append(Stage("pretrained", "pretrained", argv, done))
+        argv = ("-m", "t5x_xfer.convert", "import_hf", "--hf", grid.pretrained)
+        return Stage("pretrained", "pretrained", (*argv, "--out", pretrained), J(pretrained, "0"))
+    bindings = [*_fill(grid.train_bindings, base), *_fill(grid.target_bindings, base)]
+    bindings += [f"MODEL_DIR={_q(pretrained)}", "TRAIN_STEPS=0", "SEED=0", "HF_CHECKPOINT=None"]
+    argv = _train_argv(grid, grid.target_gin, (), bindings)
+    return Stage("pretrained", "pretrained", argv, J(pretrained, "summary.json"))
 
-    for arm in grid.arms:
-        mixture = arm_mixture(arm)
-        for seed in grid.seeds:
-            run = J(base, arm, f"seed{seed}")
-            init = pretrained
-            if mixture is not None:
-                inter = J(run, "intermediate")
-                argv = _train_argv(
-                    grid,
-                    grid.intermediate_gin,
-                    (f"gin/experiments/{arm}.gin",),
-                    [
-                        *common,
-                        *_fill(grid.intermediate_bindings, base),
-                        f"MODEL_DIR={_q(inter)}",
-                        f"INIT_CHECKPOINT={_q(pretrained)}",
-                        f"SEED={seed}",
-                    ],
-                )
-                out.append(
-                    Stage(
-                        f"{arm}/seed{seed}/intermediate",
-                        "intermediate",
-                        argv,
-                        J(inter, "summary.json"),
-                        arm,
-                        seed,
-                    )
-                )
-                init = inter
-            target = J(run, "target")
-            argv = _train_argv(
-                grid,
-                grid.target_gin,
-                (),
-                [
-                    *common,
-                    *_fill(grid.target_bindings, base),
-                    f"MODEL_DIR={_q(target)}",
-                    f"INIT_CHECKPOINT={_q(init)}",
-                    f"SEED={seed}",
-                ],
-            )
-            out.append(
-                Stage(
-                    f"{arm}/seed{seed}/target", "target", argv, J(target, "summary.json"), arm, seed
-                )
-            )
-            ev = J(run, "eval")
-            argv = (
-                "-m",
-                "t5x_xfer.evaluate_code",
-                "--checkpoint",
-                target,
-                "--out",
-                ev,
-                "--languages",
-                *grid.eval_languages,
-                "--num_samples",
-                str(grid.num_samples),
-                "--temperature",
-                str(grid.temperature),
-                "--top_p",
-                str(grid.top_p),
-                "--max_length",
-                str(grid.max_length),
-                "--batch_size",
-                str(grid.decode_batch_size),
-                "--seed",
-                str(seed),
-            )
-            if grid.eval_data_dir:
-                argv += ("--data_dir", _problems_dir(grid.eval_data_dir, base))
-            if grid.eval_workers:
-                argv += ("--workers", str(grid.eval_workers))
-            out.append(
-                Stage(f"{arm}/seed{seed}/eval", "eval", argv, J(ev, "summary.json"), arm, seed)
-            )
-            if grid.export_hf:
-                hf = J(run, "hf")
-                argv = (
-                    "-m",
-                    "t5x_xfer.convert",
-                    "export_hf",
-                    "--checkpoint",
-                    target,
-                    "--out",
-                    str(hf),
-                )
-                out.append(
-                    Stage(
-                        f"{arm}/seed{seed}/export", "export", argv, J(hf, "config.json"), arm, seed
-                    )
-                )
-    report = J(base, "report")
-    argv = (
-        "-m",
-        "t5x_xfer.report",
-        "--root",
-        base,
-        "--out",
-        report,
-        "--arms",
-        *grid.arms,
-        "--ks",
-        *(str(k) for k in grid.report_ks),
-    )
-    out.append(Stage("report", "report", argv, None))
+
+def _run_stages(grid: Grid, base: str, arm: str, mixture: str | None, seed: int) -> list[Stage]:
+    """One arm and seed: intermediate stage (unless the baseline), target stage, evaluation,
+    and the Hugging Face export when the grid asks for it."""
+    run, common = J(base, arm, f"seed{seed}"), _fill(grid.train_bindings, base)
+    init, out = J(base, "pretrained"), []
+
+    def stage(kind: str, argv: tuple[str, ...], done: str | None) -> None:
+        out.append(Stage(f"{arm}/seed{seed}/{kind}", kind, argv, done, arm, seed))
+
+    if mixture is not None:
+        inter = J(run, "intermediate")
+        bindings = [*common, *_fill(grid.intermediate_bindings, base)]
+        bindings += [f"MODEL_DIR={_q(inter)}", f"INIT_CHECKPOINT={_q(init)}", f"SEED={seed}"]
+        arm_gin = (f"gin/experiments/{arm}.gin",)
+        argv = _train_argv(grid, grid.intermediate_gin, arm_gin, bindings)
+        stage("intermediate", argv, J(inter, "summary.json"))
+        init = inter
+    target = J(run, "target")
+    bindings = [*common, *_fill(grid.target_bindings, base)]
+    bindings += [f"MODEL_DIR={_q(target)}", f"INIT_CHECKPOINT={_q(init)}", f"SEED={seed}"]
+    stage("target", _train_argv(grid, grid.target_gin, (), bindings), J(target, "summary.json"))
+    ev = J(run, "eval")
+    argv = ("-m", "t5x_xfer.evaluate_code", "--checkpoint", target, "--out", ev)
+    argv += ("--languages", *grid.eval_languages, *grid.decode.replace(seed=seed).flags())
+    argv += ("--batch_size", str(grid.decode_batch_size))
+    if grid.eval_data_dir:
+        argv += ("--data_dir", _problems_dir(grid.eval_data_dir, base))
+    if grid.eval_workers:
+        argv += ("--workers", str(grid.eval_workers))
+    stage("eval", argv, J(ev, "summary.json"))
+    if grid.export_hf:
+        hf = J(run, "hf")
+        argv = ("-m", "t5x_xfer.convert", "export_hf", "--checkpoint", target, "--out", hf)
+        stage("export", argv, J(hf, "config.json"))
     return out
 
 
@@ -457,8 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--launcher_args", default="", help='for plan, e.g. "--tpu NAME --zone ZONE"'
     )
+    logs.add_verbose_flag(parser)
     args = parser.parse_args(rest)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup(args.verbose)
     try:
         grid = load_grid(args.grid, bindings)
         for name in args.arms or ():

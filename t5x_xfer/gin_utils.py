@@ -1,16 +1,59 @@
-"""Gin parsing as in T5X: ``--gin_file`` files found on search paths, ``--gin.X=V`` overrides."""
+"""Gin at the edge, as in T5X: binaries attach gin to their entry functions
+(:func:`configurable_entry`, T5X's ``train_using_gin = gin.configurable(train)``) and parse
+``--gin_file`` files found on search paths, then ``--gin.X=V`` overrides. Library code is plain
+Python: gin files reach it by dynamic registration (``from __gin__ import dynamic_registration``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import logging
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import gin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def configurable_entry(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The gin-configurable version of a binary's entry function, registered under its
+    package module (``t5x_xfer.train.train``) also when the binary runs as ``python -m``, whose
+    module is ``__main__``: gin files name the package module, so both must be one object.
+
+    A binary calls this first, before parsing: it clears any earlier config (a parsed config is
+    locked against new registrations, and bindings must not leak between two calls of main in
+    one process). Calling it again returns an equivalent configurable.
+    """
+    gin.clear_config()
+    if fn.__module__ == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        if spec is not None:
+            fn = getattr(importlib.import_module(spec.name), fn.__name__)
+    return gin.configurable(fn)
+
+
+def configurable_settings(cls: type, module: str) -> Callable[..., Any]:
+    """A factory of plain ``cls`` instances with gin's bindings for ``cls`` applied (e.g.
+    ``--gin.DecodeSettings.temperature=0.2``), the class itself left untouched. ``module`` is
+    the public path gin files import it from (``t5x_xfer.decoding``), so that a gin file's
+    dynamic registration and this one are the same selector."""
+    factory = gin.external_configurable(cls, module=module)
+
+    def build(**overrides: Any) -> Any:
+        built = factory(**overrides)
+        return cls(**{f.name: getattr(built, f.name) for f in dataclasses.fields(cls)})
+
+    return build
+
+
+def bound_parameters(configurable: Callable[..., Any]) -> set[str]:
+    """The parameters gin binds for a configurable (after parsing)."""
+    return set(gin.get_bindings(configurable))
 
 
 def search_paths(extra: Sequence[str] = ()) -> list[str]:

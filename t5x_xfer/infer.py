@@ -1,4 +1,4 @@
-"""Decode prompts with a T5-family model: greedy, sampling (pass@k) or beam search.
+"""Decode prompts with any model family: greedy, sampling (pass@k) or beam search.
 
     python -m t5x_xfer.infer --checkpoint CKPT --input in.jsonl --output out.jsonl \\
         [--method sample --num_samples 20 --temperature 0.8 --top_p 0.95] [--language python]
@@ -9,10 +9,12 @@ the text). Output lines are {"id", "sample_index", "text", "token_ids", "score"}
 samples are appended as whole lines with flush + fsync, so a rerun skips ids already complete,
 drops a trailing torn line and redoes ids with missing samples. The decoding settings sit next
 to the output (``OUTPUT.settings.json``); resuming with different settings is refused. The model
-is an orbax checkpoint (tokenizer from ``<root>/hf_assets``) or a Hugging Face directory
-(``--hf_dir``); ``--tokenizer`` overrides either. Gin: ``--gin_file=F`` and
-``--gin.infer.temperature=0.2`` bind arguments of ``infer`` (the binary applies them; calling
-``infer`` from Python ignores gin); explicit flags win.
+is an orbax checkpoint (its family and config read from it, the tokenizer from
+``<root>/hf_assets``) or a Hugging Face directory (``--hf_dir``); ``--tokenizer`` overrides
+either. The decoding flags are :class:`t5x_xfer.decoding.DecodeSettings`' fields. Gin:
+``--gin_file=F``, ``--gin.DecodeSettings.temperature=0.2`` and ``--gin.infer.batch_size=4``
+bind the settings and ``infer``'s arguments (the binary attaches gin; calling ``infer`` from
+Python ignores it); explicit flags win.
 """
 
 from __future__ import annotations
@@ -29,46 +31,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gin
 import jax
 import numpy as np
 from tqdm import tqdm
 
-from t5x_xfer import checkpoints, gin_utils, hf
+from t5x_xfer import checkpoints, decoding, gin_utils, logs
 from t5x_xfer.codeeval import languages as L
-from t5x_xfer.decoding import generated_ids
+from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.io_utils import iter_jsonl, write_atomic, write_json_atomic
-from t5x_xfer.models import EncoderDecoderModel
 from t5x_xfer.models.config import DTYPES
-from t5x_xfer.models.wrapper import DECODE_METHODS
-
-if __name__ == "__main__":  # pragma: no cover
-    # Run the package module so gin registers `infer` once, under t5x_xfer.infer (see train.py).
-    from t5x_xfer.infer import main as _package_main
-
-    sys.exit(_package_main())
 
 log = logging.getLogger("t5x_xfer.infer")
-
-# Settings that change what is decoded; a resumed run must match them.
-_SETTINGS = (
-    "model",
-    "tokenizer",
-    "method",
-    "num_samples",
-    "temperature",
-    "top_p",
-    "top_k",
-    "max_length",
-    "max_input_length",
-    "seed",
-    "beam_size",
-    "length_penalty",
-    "language",
-    "stop_sequences",
-    "add_eos",
-    "dtype",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,80 +65,24 @@ class InferResult:
         return self.samples_written / self.seconds if self.seconds > 0 else 0.0
 
 
-def load_vocabulary(path: str | Path) -> Any:
-    """A seqio Vocabulary from ``spiece.model`` (T5, mT5) or ``tokenizer.json`` (CodeT5+).
-
-    ``path`` is either file or a directory holding one; SentencePiece wins when both are there,
-    as the T5/mT5 gin files use it.
-    """
-    import seqio
-
-    from t5x_xfer.vocabularies import HuggingFaceVocabulary
-
-    p = Path(path).expanduser()
-    if p.is_dir():
-        if (p / "spiece.model").is_file():
-            p = p / "spiece.model"
-        elif (p / "tokenizer.json").is_file():
-            p = p / "tokenizer.json"
-        else:
-            raise FileNotFoundError(
-                f"no tokenizer in {p}: expected spiece.model or tokenizer.json "
-                "(give one with --tokenizer)"
-            )
-    if not p.is_file():
-        raise FileNotFoundError(f"tokenizer {p} does not exist")
-    if p.suffix == ".model":
-        return seqio.SentencePieceVocabulary(str(p))
-    if p.suffix == ".json":
-        return HuggingFaceVocabulary(str(p))
-    raise ValueError(f"tokenizer {p}: expected a SentencePiece .model or a tokenizer.json")
-
-
 def _stable_hash(value: Any) -> int:
     digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
-def check_decode_args(
+def check_arguments(
     *,
-    method: str,
-    num_samples: int,
-    temperature: float,
-    top_p: float,
-    top_k: int,
-    max_length: int,
     batch_size: int,
     max_input_length: int | None = None,
-    beam_size: int = 4,
     language: str | None = None,
     dtype: str | None = None,
 ) -> None:
-    """Every decoding argument checked before any loading, each error naming the value and
-    the rule (also called by evaluate_code before it loads anything)."""
-    if method not in DECODE_METHODS:
-        raise ValueError(f"--method {method!r}; allowed: {list(DECODE_METHODS)}")
-    for name, value in (
-        ("num_samples", num_samples),
-        ("max_length", max_length),
-        ("batch_size", batch_size),
-        ("beam_size", beam_size),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"--{name} must be an integer >= 1, got {value!r}")
-    if method == "beam" and num_samples > beam_size:
-        raise ValueError(
-            f"--num_samples {num_samples} > --beam_size {beam_size}: beam search returns at "
-            "most beam_size sequences"
-        )
+    """The arguments besides the decode settings, checked before any loading (also called by
+    evaluate_code), each error naming the value and the rule."""
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch_size must be an integer >= 1, got {batch_size!r}")
     if max_input_length is not None and max_input_length < 2:
         raise ValueError(f"--max_input_length must be >= 2 or unset, got {max_input_length}")
-    if not temperature >= 0:
-        raise ValueError(f"--temperature must be >= 0 (0 = greedy), got {temperature}")
-    if not 0 < top_p <= 1:
-        raise ValueError(f"--top_p must be in (0, 1], got {top_p}")
-    if not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"--top_k must be an integer >= 0 (0 = off), got {top_k!r}")
     if language is not None:
         L.check_languages([language])
     if dtype is not None and dtype not in DTYPES:
@@ -255,11 +172,74 @@ def _cut_text(text: str, language: str | None, stops: Sequence[str]) -> str:
 
 
 def _pad_length(n: int) -> int:
-    """Encoder lengths rounded up to a power of two (at least 16): few distinct compilations."""
+    """Prompt lengths rounded up to a power of two (at least 16): few distinct compilations."""
     return max(16, 1 << (n - 1).bit_length())
 
 
-@gin.register(denylist=["progress"])
+def _sources(
+    checkpoint: str | None, hf_dir: str | None, tokenizer: str | None
+) -> tuple[str, Path | str]:
+    """(what the settings file records as the model, where the tokenizer is)."""
+    if (checkpoint is None) == (hf_dir is None):
+        raise ValueError("give exactly one of --checkpoint (orbax) or --hf_dir (Hugging Face)")
+    if checkpoint is not None:
+        root, step = checkpoints.resolve(checkpoint)  # FileNotFoundError naming the path
+        model_source, default_tokenizer = (
+            f"checkpoint {root / str(step)}",
+            root / checkpoints.ASSETS_DIR,
+        )
+    else:
+        from t5x_xfer import hf
+
+        model_source, default_tokenizer = f"hf_dir {hf_dir}", None
+    tokenizer_path = tokenizer or default_tokenizer or hf.resolve_hf_dir(str(hf_dir))
+    if not Path(tokenizer_path).exists():
+        raise FileNotFoundError(
+            f"no tokenizer: {tokenizer_path} does not exist; give --tokenizer (a tokenizer.json, "
+            "a spiece.model or a directory holding one)"
+        )
+    return model_source, tokenizer_path
+
+
+def _check_settings(output: Path, settings: dict[str, Any]) -> Path:
+    """The settings file beside ``output``; resuming under other settings is refused."""
+    settings_path = Path(f"{output}.settings.json")
+    if output.exists() and settings_path.is_file():
+        before = json.loads(settings_path.read_text())
+        changed = [k for k in settings if before.get(k) != settings[k]]
+        if changed:
+            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {settings[k]!r}" for k in changed)
+            raise ValueError(
+                f"{output} was decoded with other settings ({diffs}); give another --output "
+                "or move the old one away"
+            )
+    return settings_path
+
+
+def _load_model(
+    checkpoint: str | None, hf_dir: str | None, dtype: str | None, vocab: Any, prompts: list
+) -> tuple[Any, Any]:
+    """(model, params on the device) of the checkpoint or Hugging Face dir, checked against
+    the tokenizer and prompts."""
+    if checkpoint is not None:
+        model = checkpoints.load_model(checkpoint)
+        params = checkpoints.load_params(checkpoint)
+    else:
+        from t5x_xfer import hf
+
+        model, params, _ = hf.load_hf(str(hf_dir))
+    if dtype is not None:
+        model = model.replace(dtype=dtype)
+    if vocab.eos_id != model.eos_id:
+        log.warning("tokenizer EOS id %d differs from the model's %d", vocab.eos_id, model.eos_id)
+    too_big = [p.where for p in prompts if max(p.ids) >= model.vocab_size]
+    if too_big:
+        raise ValueError(
+            f"{too_big[0]}: token ids exceed the model's vocab_size {model.vocab_size}"
+        )
+    return model, jax.device_put(params)
+
+
 def infer(
     *,
     input: str | Path,
@@ -267,177 +247,55 @@ def infer(
     checkpoint: str | None = None,
     hf_dir: str | None = None,
     tokenizer: str | None = None,
-    method: str = "greedy",
-    num_samples: int = 1,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    max_length: int = 256,
+    decode: DecodeSettings = decoding.GREEDY,
     max_input_length: int | None = None,
     batch_size: int = 8,
-    seed: int = 0,
-    beam_size: int = 4,
-    length_penalty: float = 1.0,
     language: str | None = None,
-    stop_sequences: Sequence[str] = (),
     add_eos: bool = True,
     dtype: str | None = None,
     progress: bool = True,
 ) -> InferResult:
     """Decode every prompt of ``input`` not yet complete in ``output`` (appending to it).
 
-    ``batch_size`` prompts are decoded together, each with ``num_samples`` samples. Sample j
-    of a prompt depends only on ``seed``, the prompt's id and j, not on batching or resuming.
-    ``language`` is the default for lines without one; ``stop_sequences`` apply to every line.
-    ``add_eos`` appends EOS to text prompts, as the seqio tasks do for inputs.
+    ``batch_size`` prompts are decoded together, each with ``decode.num_samples`` samples.
+    Sample j of a prompt depends only on ``decode.seed``, the prompt's id and j, not on
+    batching or resuming. ``language`` is the default for lines without one;
+    ``decode.stop_sequences`` apply to every line. ``add_eos`` appends EOS to text prompts, as
+    the seqio tasks do for inputs.
     """
-    if (checkpoint is None) == (hf_dir is None):
-        raise ValueError("give exactly one of --checkpoint (orbax) or --hf_dir (Hugging Face)")
-    check_decode_args(
-        method=method,
-        num_samples=num_samples,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        max_length=max_length,
-        max_input_length=max_input_length,
-        batch_size=batch_size,
-        beam_size=beam_size,
-        language=language,
-        dtype=dtype,
+    check_arguments(
+        batch_size=batch_size, max_input_length=max_input_length, language=language, dtype=dtype
     )
-    if any(not isinstance(s, str) or not s for s in stop_sequences):
-        raise ValueError(f"--stop_sequences must be non-empty strings, got {list(stop_sequences)}")
     if not Path(input).is_file():
         raise FileNotFoundError(f"--input {input}: no such file")
     output = Path(output)
-    if checkpoint is not None:
-        root, step = checkpoints.resolve(checkpoint)  # FileNotFoundError naming the path
-        model_source = f"checkpoint {root / str(step)}"
-        default_tokenizer: Path | None = root / hf.ASSETS_DIR
-    else:
-        model_source = f"hf_dir {hf_dir}"
-        default_tokenizer = None
-    tokenizer_path = tokenizer or default_tokenizer
-    if tokenizer_path is None:
-        tokenizer_path = hf.resolve_hf_dir(str(hf_dir))
-    if not Path(tokenizer_path).exists():
-        raise FileNotFoundError(
-            f"no tokenizer: {tokenizer_path} does not exist; give --tokenizer (a tokenizer.json, "
-            "a spiece.model or a directory holding one)"
-        )
+    model_source, tokenizer_path = _sources(checkpoint, hf_dir, tokenizer)
+    from t5x_xfer.vocabularies import load_vocabulary  # seqio and TensorFlow: load late
+
     vocab = load_vocabulary(tokenizer_path)
     prompts = read_prompts(
         input, vocab, language=language, add_eos=add_eos, max_input_length=max_input_length
     )
-
     settings = {
         "model": model_source,
         "tokenizer": str(tokenizer or "(with the model)"),
-        "method": method,
-        "num_samples": num_samples,
-        "temperature": temperature,
-        "top_p": top_p,
-        "top_k": top_k,
-        "max_length": max_length,
+        **decode.to_json(),
         "max_input_length": max_input_length,
-        "seed": seed,
-        "beam_size": beam_size,
-        "length_penalty": length_penalty,
         "language": language,
-        "stop_sequences": list(stop_sequences),
         "add_eos": add_eos,
         "dtype": dtype,
     }
-    settings_path = Path(f"{output}.settings.json")
-    if output.exists() and settings_path.is_file():
-        before = json.loads(settings_path.read_text())
-        changed = [k for k in _SETTINGS if before.get(k) != settings[k]]
-        if changed:
-            diffs = ", ".join(f"{k}: {before.get(k)!r} -> {settings[k]!r}" for k in changed)
-            raise ValueError(
-                f"{output} was decoded with other settings ({diffs}); give another --output "
-                "or move the old one away"
-            )
-    done = _resume(output, {json.dumps(p.id) for p in prompts}, num_samples)
+    settings_path = _check_settings(output, settings)
+    done = _resume(output, {json.dumps(p.id) for p in prompts}, decode.num_samples)
     pending = [p for p in prompts if json.dumps(p.id) not in done]
     log.info("%d prompts, %d already complete in %s", len(prompts), len(done), output)
     if not pending:
         return InferResult(output, len(prompts), len(done), 0, 0.0)
-
-    if checkpoint is not None:
-        cfg = checkpoints.load_config(checkpoint)
-        params = checkpoints.load_params(checkpoint)
-    else:
-        cfg, params, _ = hf.load_hf(str(hf_dir))
-    if dtype is not None:
-        cfg = cfg.replace(dtype=dtype)
-    if vocab.eos_id != cfg.eos_token_id:
-        log.warning(
-            "tokenizer EOS id %d differs from the model's %d", vocab.eos_id, cfg.eos_token_id
-        )
-    too_big = [p.where for p in prompts if max(p.ids) >= cfg.vocab_size]
-    if too_big:
-        raise ValueError(f"{too_big[0]}: token ids exceed the model's vocab_size {cfg.vocab_size}")
-    model = EncoderDecoderModel(cfg)
-    params = jax.device_put(params)
+    model, params = _load_model(checkpoint, hf_dir, dtype, vocab, prompts)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(settings_path, settings)
-
-    base_key = jax.random.PRNGKey(seed)
-    fold = jax.jit(jax.vmap(jax.random.fold_in, (None, 0)))
-    pending.sort(key=lambda p: len(p.ids))  # similar lengths share a batch
-    rows = min(batch_size, len(pending))
-    bar = tqdm(total=len(pending) * num_samples, unit="sample", disable=not progress, desc="decode")
-    written, start = 0, time.perf_counter()
-    with open(output, "a", encoding="utf-8") as f:
-        for lo in range(0, len(pending), rows):
-            group = pending[lo : lo + rows]
-            filled = group + [group[0]] * (rows - len(group))  # fixed shapes: one compilation
-            width = _pad_length(max(len(p.ids) for p in filled))
-            tokens_in = np.zeros((rows, width), np.int32)
-            for i, p in enumerate(filled):
-                tokens_in[i, : len(p.ids)] = p.ids
-            stops = [
-                tuple(L.STOP_SEQUENCES[p.language] if p.language else ()) + tuple(stop_sequences)
-                for p in filled
-            ]
-            keys = fold(base_key, np.asarray([_stable_hash(p.id) for p in filled], np.uint32))
-            tokens, scores = model.predict_batch(
-                params,
-                {"encoder_input_tokens": tokens_in},
-                rng=keys,
-                method=method,
-                num_decodes=num_samples,
-                max_decode_length=max_length,
-                temperature=temperature,
-                top_k=top_k,
-                top_p=top_p,
-                beam_size=beam_size,
-                length_penalty=length_penalty,
-                stop_sequences=stops if any(stops) else None,
-                vocabulary=vocab,
-            )
-            tokens, scores = np.asarray(tokens), np.asarray(scores)
-            for i, p in enumerate(group):
-                lines = []
-                for j in range(num_samples):
-                    ids = generated_ids(tokens[i, j], cfg.eos_token_id, cfg.pad_token_id)
-                    text = _cut_text(vocab.decode(ids), p.language, stop_sequences)
-                    record = {
-                        "id": p.id,
-                        "sample_index": j,
-                        "text": text,
-                        "token_ids": ids,
-                        "score": round(float(scores[i, j]), 6),
-                    }
-                    lines.append(json.dumps(record, ensure_ascii=False) + "\n")
-                f.write("".join(lines))
-                f.flush()
-                os.fsync(f.fileno())
-                written += num_samples
-                bar.update(num_samples)
-    bar.close()
+    start = time.perf_counter()
+    written = _decode_all(model, params, vocab, pending, decode, batch_size, output, progress)
     seconds = time.perf_counter() - start
     result = InferResult(output, len(prompts), len(done), written, seconds)
     log.info(
@@ -450,9 +308,67 @@ def infer(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    gin_files, bindings, rest = gin_utils.split_flags(argv)
+def _decode_all(
+    model: Any,
+    params: Any,
+    vocab: Any,
+    pending: list[Prompt],
+    decode: DecodeSettings,
+    batch_size: int,
+    output: Path,
+    progress: bool,
+) -> int:
+    """Decode ``pending`` in batches of similar length, appending each prompt's samples to
+    ``output`` as whole lines; returns the number of samples written."""
+    base_key = jax.random.PRNGKey(decode.seed)
+    fold = jax.jit(jax.vmap(jax.random.fold_in, (None, 0)))
+    pending = sorted(pending, key=lambda p: len(p.ids))  # similar lengths share a batch
+    rows = min(batch_size, len(pending))
+    n = decode.num_samples
+    bar = tqdm(total=len(pending) * n, unit="sample", disable=not progress, desc="decode")
+    written = 0
+    with open(output, "a", encoding="utf-8") as f:
+        for lo in range(0, len(pending), rows):
+            group = pending[lo : lo + rows]
+            filled = group + [group[0]] * (rows - len(group))  # fixed shapes: one compilation
+            width = _pad_length(max(len(p.ids) for p in filled))
+            batch = model.prompt_batch([p.ids for p in filled], width)
+            stops = [tuple(L.STOP_SEQUENCES[p.language]) if p.language else () for p in filled]
+            keys = fold(base_key, np.asarray([_stable_hash(p.id) for p in filled], np.uint32))
+            tokens, scores = model.predict_batch(
+                params, batch, decode, rng=keys, stop_sequences=stops, vocabulary=vocab
+            )
+            tokens, scores = np.asarray(tokens), np.asarray(scores)
+            for i, p in enumerate(group):
+                lines = []
+                for j in range(n):
+                    ids = decoding.generated_ids(tokens[i, j], model.eos_id, model.pad_id)
+                    text = _cut_text(vocab.decode(ids), p.language, decode.stop_sequences)
+                    record = {
+                        "id": p.id,
+                        "sample_index": j,
+                        "text": text,
+                        "token_ids": ids,
+                        "score": round(float(scores[i, j]), 6),
+                    }
+                    lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                f.write("".join(lines))
+                f.flush()
+                os.fsync(f.fileno())
+                written += n
+                bar.update(n)
+    bar.close()
+    return written
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+_FLAGS = ("checkpoint", "hf_dir", "tokenizer", "input", "output", "max_input_length")
+_FLAGS += ("batch_size", "language", "dtype")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m t5x_xfer.infer",
         description=__doc__,
@@ -463,45 +379,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", help="tokenizer.json, spiece.model or a dir with one")
     parser.add_argument("--input", help="JSONL of {id, prompt | token_ids[, language]}")
     parser.add_argument("--output", help="JSONL to append {id, sample_index, text, ...} to")
-    parser.add_argument("--method", help=f"one of {list(DECODE_METHODS)} (default greedy)")
-    parser.add_argument("--num_samples", type=int, help="samples per prompt (default 1)")
-    parser.add_argument("--temperature", type=float, help="sampling temperature (default 1)")
-    parser.add_argument("--top_p", type=float, help="nucleus mass in (0, 1] (default 1 = off)")
-    parser.add_argument("--top_k", type=int, help="keep the k best tokens (default 0 = off)")
-    parser.add_argument("--max_length", type=int, help="max decoded tokens (default 256)")
     parser.add_argument("--max_input_length", type=int, help="keep the last N prompt tokens")
     parser.add_argument("--batch_size", type=int, help="prompts decoded together (default 8)")
-    parser.add_argument("--seed", type=int, help="sampling seed (default 0)")
-    parser.add_argument("--beam_size", type=int, help="beams for --method beam (default 4)")
-    parser.add_argument("--length_penalty", type=float, help="beam length exponent (default 1)")
     parser.add_argument("--language", choices=sorted(L.LANGUAGES), help="stop set + trimming")
-    parser.add_argument("--stop_sequences", nargs="+", help="extra stop strings")
     parser.add_argument("--dtype", choices=DTYPES, help="compute dtype (default: the model's)")
     parser.add_argument(
         "--no_add_eos", action="store_true", help="do not append EOS to text prompts"
     )
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    args = parser.parse_args(rest)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    given = {
-        k: v
-        for k, v in vars(args).items()
-        if v is not None
-        and k not in ("no_progress", "no_add_eos")
-        and not (k == "stop_sequences" and not v)
-    }
+    decoding.add_flags(parser, decoding.GREEDY)
+    logs.add_verbose_flag(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    gin_files, bindings, rest = gin_utils.split_flags(argv)
+    args = _parser().parse_args(rest)
+    logs.setup(args.verbose, tensorflow=True)
+    given = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
     if args.no_add_eos:
         given["add_eos"] = False
     try:
+        infer_using_gin = gin_utils.configurable_entry(infer)
+        settings_using_gin = gin_utils.configurable_settings(DecodeSettings, "t5x_xfer.decoding")
         if gin_files or bindings:
             gin_utils.parse(gin_files, bindings, finalize=False)
-        kwargs = {**(gin.get_bindings(infer) if gin_files or bindings else {}), **given}
+        decode = decoding.from_flags(args, settings_using_gin())
         for name in ("input", "output"):
-            if name not in kwargs:
+            if name not in given and name not in gin_utils.bound_parameters(infer_using_gin):
                 raise ValueError(f"--{name} is required")
-        if "stop_sequences" in kwargs:
-            kwargs["stop_sequences"] = tuple(kwargs["stop_sequences"])
-        result = infer(**kwargs, progress=not args.no_progress)
+        result = infer_using_gin(**given, decode=decode, progress=not args.no_progress)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

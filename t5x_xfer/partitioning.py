@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import flax.linen as nn
-import gin
 import jax
 import numpy as np
 from jax.experimental import mesh_utils
@@ -48,7 +47,6 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
-@gin.configurable
 def make_mesh(
     data: int = -1,
     fsdp: int = 1,
@@ -81,6 +79,17 @@ def make_mesh(
     except (ValueError, NotImplementedError, AssertionError):
         grid = np.asarray(devices).reshape(shape)
     return Mesh(grid, MESH_AXES)
+
+
+def mesh_from_shape(shape: Sequence[int] = (-1, 1, 1)) -> Mesh:
+    """:func:`make_mesh` from a (data, fsdp, model) tuple, as the run files' MESH_SHAPE gives.
+
+    >>> mesh_from_shape((-1, 1, 1)).axis_names
+    ('data', 'fsdp', 'model')
+    """
+    if len(shape) != len(MESH_AXES):
+        raise ValueError(f"MESH_SHAPE {tuple(shape)} must have 3 sizes: (data, fsdp, model)")
+    return make_mesh(*shape)
 
 
 def _axis_size(mesh: Mesh, axes: Any) -> int:

@@ -1,104 +1,39 @@
-"""Train state, optimizers, learning-rate schedules and the jitted train and eval steps.
+"""The trainer: train state, the jitted train and eval steps, metrics output and the step loop.
 
-Everything here is pure and sharding-agnostic: ``t5x_xfer.train`` jits these functions with the
-shardings from ``t5x_xfer.partitioning``, so the same step runs on one CPU or a TPU pod.
+The steps are pure and sharding-agnostic (``t5x_xfer.train`` jits them with the shardings from
+``t5x_xfer.partitioning``), so the same step runs on one CPU or a TPU pod. :class:`Trainer`
+is the loop alone (T5X keeps setup apart from the loop too): it takes a jitted step, an
+iterator of global batches, a checkpointer and metric writers, and knows nothing of gin,
+tasks or restore precedence (``t5x_xfer.train_state``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import flax.struct
-import gin
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from t5x_xfer.models import EncoderDecoderModel
-from t5x_xfer.models.config import T5Config
+from t5x_xfer.checkpoints import TrainCheckpointer, local_dir
+from t5x_xfer.io_utils import write_atomic
+from t5x_xfer.models import BaseModel
+
+log = logging.getLogger("t5x_xfer.train")
 
 Array = jax.Array
 Batch = dict[str, Array]
-
-SCHEDULES = ("constant", "rsqrt", "linear", "cosine")
-OPTIMIZERS = ("adafactor", "adamw")
-
-
-@gin.configurable
-def make_schedule(
-    name: str = "rsqrt",
-    learning_rate: float = 1e-3,
-    warmup_steps: int = 0,
-    total_steps: int | None = None,
-    end_learning_rate: float = 0.0,
-) -> optax.Schedule:
-    """Linear warm-up to ``learning_rate`` over ``warmup_steps``, then ``name``:
-
-    - constant: flat;
-    - rsqrt: ``learning_rate * sqrt(warmup / step)`` after warm-up (T5's inverse square root,
-      with the peak at the end of warm-up; without warm-up it is constant until step 1);
-    - linear / cosine: decay to ``end_learning_rate`` at ``total_steps``.
-
-    >>> float(make_schedule("rsqrt", 1.0, warmup_steps=100)(400))
-    0.5
-    """
-    if name not in SCHEDULES:
-        raise ValueError(f"schedule {name!r} unknown; allowed: {list(SCHEDULES)}")
-    if learning_rate <= 0 or warmup_steps < 0:
-        raise ValueError(
-            f"need learning_rate > 0 and warmup_steps >= 0, got {learning_rate}, {warmup_steps}"
-        )
-    if name in ("linear", "cosine") and (total_steps is None or total_steps <= warmup_steps):
-        raise ValueError(f"schedule {name!r} needs total_steps > warmup_steps, got {total_steps}")
-
-    def schedule(step: Array) -> Array:
-        step = jnp.asarray(step, jnp.float32)
-        warm = jnp.minimum(1.0, (step + 1.0) / warmup_steps) if warmup_steps else 1.0
-        if name == "constant":
-            after = 1.0
-        elif name == "rsqrt":
-            after = jnp.sqrt(max(warmup_steps, 1) / jnp.maximum(step, max(warmup_steps, 1)))
-        else:
-            frac = jnp.clip((step - warmup_steps) / (total_steps - warmup_steps), 0.0, 1.0)
-            shape = 1.0 - frac if name == "linear" else 0.5 * (1.0 + jnp.cos(math.pi * frac))
-            end = end_learning_rate / learning_rate
-            after = end + (1.0 - end) * shape
-        return learning_rate * jnp.where(step < warmup_steps, warm, after)
-
-    return schedule
-
-
-@gin.configurable
-def make_optimizer(
-    schedule: optax.Schedule,
-    name: str = "adafactor",
-    max_grad_norm: float | None = None,
-    weight_decay: float = 0.0,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    adafactor_decay_rate: float = 0.8,
-    adafactor_momentum: float | None = None,
-) -> optax.GradientTransformation:
-    """Adafactor (the T5 default: factored second moments, update clipping at 1, scaled by
-    parameter RMS) or AdamW; optional global-norm gradient clipping in front."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer {name!r} unknown; allowed: {list(OPTIMIZERS)}")
-    if name == "adafactor":
-        opt = optax.adafactor(
-            learning_rate=schedule,
-            decay_rate=adafactor_decay_rate,
-            momentum=adafactor_momentum,
-            weight_decay_rate=weight_decay or None,
-        )
-    else:
-        opt = optax.adamw(schedule, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay)
-    if max_grad_norm:
-        opt = optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
-    return opt
 
 
 class TrainState(flax.struct.PyTreeNode):
@@ -115,30 +50,6 @@ class LossOptions:
     z_loss: float = 0.0
 
 
-def model_flops_per_token_pair(config: T5Config, inputs_len: int, targets_len: int) -> float:
-    """Training FLOPs (forward + backward = 3x forward) of one example, the MFU numerator.
-
-    Counts matmuls only (2 FLOPs per multiply-add): projections, attention scores and values,
-    MLPs and the logits layer; full (unpacked) lengths, as the step computes them.
-    """
-    c = config
-    d, inner, ff, vocab = c.d_model, c.num_heads * c.d_kv, c.d_ff, c.vocab_size
-    mlp = (3 if c.is_gated else 2) * d * ff
-    enc_tok = 2 * (4 * d * inner + mlp) + 2 * 2 * inputs_len * inner
-    dec_tok = (
-        2 * (4 * d * inner + 2 * d * inner + mlp)  # self-attn q,k,v,o + cross q,o + mlp
-        + 2 * 2 * targets_len * inner  # self-attention scores and values
-        + 2 * 2 * inputs_len * inner  # cross-attention scores and values
-    )
-    cross_kv = 2 * 2 * d * inner  # cross-attention keys/values per encoder token
-    forward = (
-        c.num_layers * inputs_len * enc_tok
-        + c.num_decoder_layers * (targets_len * dec_tok + inputs_len * cross_kv)
-        + targets_len * 2 * d * vocab
-    )
-    return 3.0 * forward
-
-
 def _split_microbatches(batch: Batch, num: int) -> Batch:
     def split(x: Array) -> Array:
         if x.shape[0] % num:
@@ -149,7 +60,7 @@ def _split_microbatches(batch: Batch, num: int) -> Batch:
 
 
 def make_train_step(
-    model: EncoderDecoderModel,
+    model: BaseModel,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
     *,
@@ -165,7 +76,7 @@ def make_train_step(
     same masks as an uninterrupted one.
     """
     base_key = jax.random.PRNGKey(dropout_seed)
-    use_dropout = model.config.dropout_rate > 0
+    use_dropout = model.uses_dropout
 
     def micro_grads(params: Any, micro: Batch, key: Array) -> tuple[Any, dict[str, Array]]:
         def loss_sum(p: Any) -> tuple[Array, dict[str, Array]]:
@@ -221,7 +132,7 @@ def make_train_step(
 
 
 def make_eval_step(
-    model: EncoderDecoderModel, loss: LossOptions = LossOptions()
+    model: BaseModel, loss: LossOptions = LossOptions()
 ) -> Callable[[Any, Batch], dict[str, Array]]:
     """Teacher-forced metric sums of one batch (no dropout)."""
 
@@ -246,3 +157,218 @@ def summarize_metrics(sums: dict[str, Any]) -> dict[str, float]:
         if key in sums:
             out[key] = float(sums[key])
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics output
+
+
+class MetricsWriter:
+    """Console-free metrics of one split: TensorBoard events and ``<split>_metrics.jsonl``
+    (local run dirs only), written by process 0. On resume, JSONL records past the restored
+    step are dropped, since those steps are redone."""
+
+    def __init__(self, model_dir: str, split: str, resume_step: int | None) -> None:
+        self.enabled = jax.process_index() == 0
+        self.jsonl: Path | None = None
+        self.tb = None
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
+        self.tb = tf.summary.create_file_writer(os.path.join(model_dir, split))
+        local = local_dir(model_dir)
+        if local is not None:
+            self.jsonl = local / f"{split}_metrics.jsonl"
+            if self.jsonl.exists():
+                keep = [
+                    line
+                    for line in self.jsonl.read_text().splitlines()
+                    if line.strip()
+                    and resume_step is not None
+                    and _json_step(line) is not None
+                    and _json_step(line) <= resume_step
+                ]
+                write_atomic(self.jsonl, "".join(x + "\n" for x in keep))
+
+    def write(self, step: int, metrics: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        import tensorflow as tf
+
+        with self.tb.as_default(step=step):
+            for key, value in metrics.items():
+                if value is not None and np.isfinite(value):
+                    tf.summary.scalar(key, value)
+        self.tb.flush()
+        if self.jsonl is not None:
+            with open(self.jsonl, "a") as f:
+                f.write(json.dumps({"step": step, **metrics}) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _json_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _fmt(metrics: Mapping[str, float]) -> str:
+    return " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopOptions:
+    """When the loop logs, evaluates, saves and stops (``stop_after``: end early at that
+    step, after saving, for tests and debugging)."""
+
+    train_steps: int
+    log_every: int = 50
+    save_every: int = 1000
+    eval_every: int = 0
+    stop_after: int | None = None
+    progress: bool = True
+    desc: str = "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+    """What one step computes, for tokens/s and MFU (``peak_flops``: all devices; None: no
+    MFU, e.g. a CPU)."""
+
+    tokens_per_step: float
+    flops_per_step: float
+    peak_flops: float | None = None
+
+
+class Trainer:
+    """The step loop: train steps on the batches, metrics every ``log_every`` steps,
+    evaluation every ``eval_every``, a checkpoint every ``save_every`` and at the end; SIGTERM
+    (preemption) saves the current step and exits with 143 so the run resumes where it was."""
+
+    def __init__(
+        self,
+        step_fn: Callable[[TrainState, Batch], tuple[TrainState, dict[str, Array]]],
+        checkpointer: TrainCheckpointer,
+        options: LoopOptions,
+        *,
+        throughput: Throughput,
+        train_writer: MetricsWriter | None = None,
+        eval_writer: MetricsWriter | None = None,
+        evaluate: Callable[[Any], dict[str, float]] | None = None,
+    ) -> None:
+        self.step_fn = step_fn
+        self.checkpointer = checkpointer
+        self.options = options
+        self.throughput = throughput
+        self.train_writer = train_writer
+        self.eval_writer = eval_writer
+        self.evaluate = evaluate
+        self.preempted = False
+
+    def run(self, state: TrainState, start: int, batches: Iterator[Batch]) -> dict[str, Any]:
+        """Train from step ``start`` to ``train_steps``; returns the step reached and the last
+        train and eval metrics. Closes the checkpointer and writers when done."""
+        on_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if on_main else None
+        from tqdm.auto import tqdm
+
+        opts = self.options
+        bar = tqdm(
+            total=opts.train_steps,
+            initial=start,
+            desc=opts.desc,
+            disable=not opts.progress or jax.process_index() != 0,
+            dynamic_ncols=True,
+        )
+        try:
+            if start == 0 and opts.train_steps == 0:
+                self.checkpointer.save(0, state)
+            out = self._loop(state, start, batches, bar)
+            self.checkpointer.wait()
+        finally:
+            bar.close()
+            for writer in (self.train_writer, self.eval_writer):
+                if writer is not None:
+                    writer.close()
+            self.checkpointer.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return out
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.preempted = True
+
+    def _loop(self, state: TrainState, start: int, batches: Iterator[Batch], bar: Any) -> dict:
+        opts, tp = self.options, self.throughput
+        last: dict[str, float] = {}
+        eval_last: dict[str, float] = {}
+        acc: dict[str, Any] | None = None
+        t_mark, steps_since, n_acc = None, 0, 0
+        step = start
+        while step < opts.train_steps:
+            state, metrics = self.step_fn(state, next(batches))
+            step += 1
+            acc = metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
+            n_acc += 1
+            if t_mark is None:  # throughput starts after the compiling first step
+                jax.block_until_ready(metrics)
+                t_mark, steps_since = time.perf_counter(), 0
+            else:
+                steps_since += 1
+            bar.update(1)
+            if step % opts.log_every == 0 or step == opts.train_steps:
+                sums = jax.device_get(acc)
+                last = summarize_metrics(sums)
+                last["learning_rate"] = float(metrics["learning_rate"])
+                last["grad_norm"] = float(sums["grad_norm"]) / n_acc
+                if steps_since:
+                    dt = time.perf_counter() - t_mark
+                    last["steps_per_second"] = steps_since / dt
+                    last["tokens_per_second"] = steps_since * tp.tokens_per_step / dt
+                    if tp.peak_flops:
+                        last["mfu"] = steps_since * tp.flops_per_step / dt / tp.peak_flops
+                    t_mark, steps_since = time.perf_counter(), 0
+                self._write(self.train_writer, step, last)
+                bar.set_postfix(
+                    loss=f"{last['loss']:.3f}",
+                    acc=f"{last['accuracy']:.3f}",
+                    lr=f"{last['learning_rate']:.2g}",
+                    tok_s=f"{last.get('tokens_per_second', 0):.0f}",
+                    refresh=False,
+                )
+                acc, n_acc = None, 0
+            ckpt_metrics = None
+            if self._eval_due(step):
+                eval_last = self.evaluate(state.params)
+                self._write(self.eval_writer, step, eval_last)
+                ckpt_metrics = {f"eval/{k}": v for k, v in eval_last.items()}
+                log.info("step %d eval %s", step, _fmt(eval_last))
+            if step % opts.save_every == 0 or step == opts.train_steps or self.preempted:
+                self.checkpointer.save(step, state, ckpt_metrics)
+            if self.preempted:
+                self.checkpointer.wait()
+                log.warning("SIGTERM: saved step %d; exiting for restart", step)
+                raise SystemExit(143)
+            if opts.stop_after is not None and step >= opts.stop_after:
+                break
+        return {"step": step, "train": last, "eval": eval_last}
+
+    def _eval_due(self, step: int) -> bool:
+        every, end = self.options.eval_every, self.options.train_steps
+        return bool(self.evaluate and every and (step % every == 0 or step == end))
+
+    @staticmethod
+    def _write(writer: MetricsWriter | None, step: int, metrics: Mapping[str, float]) -> None:
+        if writer is not None:
+            writer.write(step, metrics)

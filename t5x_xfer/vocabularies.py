@@ -11,7 +11,6 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-import gin
 import numpy as np
 import seqio
 import tensorflow as tf
@@ -42,7 +41,6 @@ def train_byte_level_bpe(texts: Sequence[str], path: str | Path, vocab_size: int
     return Path(path)
 
 
-@gin.configurable
 class HuggingFaceVocabulary(seqio.Vocabulary):
     """A seqio Vocabulary over a Hugging Face ``tokenizers`` JSON file.
 
@@ -150,3 +148,31 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
 
     def __repr__(self) -> str:
         return f"HuggingFaceVocabulary({self._source!r}, extra_ids={self.extra_ids})"
+
+
+def load_vocabulary(path: str | Path) -> seqio.Vocabulary:
+    """The vocabulary of a tokenizer file: ``spiece.model`` (T5, mT5: seqio's
+    SentencePieceVocabulary) or ``tokenizer.json`` (CodeT5+ and byte-level BPE:
+    HuggingFaceVocabulary).
+
+    ``path`` is either file or a directory holding one (a checkpoint's hf_assets, a Hugging
+    Face model dir); SentencePiece wins when both are there, as the T5/mT5 gin files use it.
+    """
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if (p / "spiece.model").is_file():
+            p = p / "spiece.model"
+        elif (p / "tokenizer.json").is_file():
+            p = p / "tokenizer.json"
+        else:
+            raise FileNotFoundError(
+                f"no tokenizer in {p}: expected spiece.model or tokenizer.json "
+                "(give one with --tokenizer)"
+            )
+    if not p.is_file():
+        raise FileNotFoundError(f"tokenizer {p} does not exist")
+    if p.suffix == ".model":
+        return seqio.SentencePieceVocabulary(str(p))
+    if p.suffix == ".json":
+        return HuggingFaceVocabulary(str(p))
+    raise ValueError(f"tokenizer {p}: expected a SentencePiece .model or a tokenizer.json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +12,10 @@ import pytest
 
 from t5x_xfer import decoding, hf
 from t5x_xfer.codeeval.languages import STOP_SEQUENCES, truncate_completion
+from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.models import EncoderDecoderModel
+from t5x_xfer.testing.fakes import TINY_HF_CONFIGS, make_hf_model, tiny_config
 from t5x_xfer.vocabularies import HuggingFaceVocabulary, train_byte_level_bpe
-from tests.helpers import TINY_HF_CONFIGS, make_hf_model, tiny_config
 
 torch = pytest.importorskip("torch", reason="parity tests need torch (the test extra)")
 
@@ -44,13 +46,14 @@ def tiny(request, tmp_path_factory):
     kind = request.param
     out = tmp_path_factory.mktemp(kind)
     hf_model = make_hf_model(kind, out)
-    cfg, params, _ = hf.load_hf(str(out))
+    loaded, params, _ = hf.load_hf(str(out))
+    cfg = loaded.config
     ids = _inputs(cfg.vocab_size)
     free = EncoderDecoderModel(cfg.replace(eos_token_id=-1, dropout_rate=0.0))
     tokens = np.asarray(
-        free.predict_batch(params, {"encoder_input_tokens": ids}, max_decode_length=MAX_LEN)[0][
-            :, 0
-        ]
+        free.predict_batch(
+            params, {"encoder_input_tokens": ids}, DecodeSettings(max_length=MAX_LEN)
+        )[0][:, 0]
     )
 
     def spread(t: int) -> int:
@@ -82,7 +85,7 @@ def test_greedy_equals_transformers(tiny):
     hf_model, model, params, ids = tiny
     eos = model.config.eos_token_id
     tokens, scores = model.predict_batch(
-        params, {"encoder_input_tokens": ids}, max_decode_length=MAX_LEN
+        params, {"encoder_input_tokens": ids}, DecodeSettings(max_length=MAX_LEN)
     )
     ours = np.asarray(tokens[:, 0])
     ref = _hf_generate(hf_model, ids, eos, do_sample=False).numpy()[:, 1:]
@@ -100,11 +103,13 @@ def test_beam_search_equals_transformers(tiny, length_penalty):
     tokens, scores = model.predict_batch(
         params,
         {"encoder_input_tokens": ids},
-        method="beam",
-        beam_size=4,
-        num_decodes=4,
-        max_decode_length=MAX_LEN,
-        length_penalty=length_penalty,
+        DecodeSettings(
+            method="beam",
+            beam_size=4,
+            num_samples=4,
+            max_length=MAX_LEN,
+            length_penalty=length_penalty,
+        ),
     )
     out = _hf_generate(
         hf_model,
@@ -159,15 +164,8 @@ def test_sampling_reproducible_per_seed_and_greedy_at_zero_temperature(tiny):
     batch = {"encoder_input_tokens": ids}
 
     def sample(seed: int, **kw):
-        tokens, scores = model.predict_batch(
-            params,
-            batch,
-            rng=jax.random.PRNGKey(seed),
-            method="sample",
-            num_decodes=3,
-            max_decode_length=MAX_LEN,
-            **kw,
-        )
+        settings = decoding.legacy(method="sample", num_samples=3, max_length=MAX_LEN, **kw)
+        tokens, scores = model.predict_batch(params, batch, settings, rng=jax.random.PRNGKey(seed))
         return np.asarray(tokens), np.asarray(scores)
 
     a, b, c = sample(1), sample(1), sample(2)
@@ -175,19 +173,21 @@ def test_sampling_reproducible_per_seed_and_greedy_at_zero_temperature(tiny):
     np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
     assert not np.array_equal(a[0][:, 0], a[0][:, 1])  # samples of one input differ
-    greedy = np.asarray(model.predict_batch(params, batch, max_decode_length=MAX_LEN)[0])
+    greedy = np.asarray(model.predict_batch(params, batch, DecodeSettings(max_length=MAX_LEN))[0])
     cold = sample(3, temperature=1e-4)[0]
     np.testing.assert_array_equal(cold, np.repeat(greedy, 3, axis=1))
-    exact = sample(3, temperature=0.0)[0]
+    exact = sample(3, temperature=0.0)[0]  # the old spelling of greedy: method "greedy"
     np.testing.assert_array_equal(exact, cold)
 
 
 def test_sample_j_of_an_example_does_not_depend_on_the_batch(tiny):
     _, model, params, ids = tiny
     keys = jax.random.split(jax.random.PRNGKey(7), len(ids))
-    kw = dict(method="sample", num_decodes=2, max_decode_length=MAX_LEN)
-    full = model.predict_batch(params, {"encoder_input_tokens": ids}, rng=keys, **kw)[0]
-    one = model.predict_batch(params, {"encoder_input_tokens": ids[2:3]}, rng=keys[2:3], **kw)[0]
+    settings = DecodeSettings(method="sample", num_samples=2, max_length=MAX_LEN)
+    full = model.predict_batch(params, {"encoder_input_tokens": ids}, settings, rng=keys)[0]
+    one = model.predict_batch(params, {"encoder_input_tokens": ids[2:3]}, settings, rng=keys[2:3])[
+        0
+    ]
     np.testing.assert_array_equal(full[2], one[0])
 
 
@@ -311,15 +311,16 @@ def test_predict_batch_stop_strings_equal_cutting_an_uninterrupted_decode(vocab)
     )
     params = model.init_params(jax.random.PRNGKey(1))
     ids = np.asarray([(vocab.encode(t) + [0] * 10)[:10] for t in CODE], np.int32)
-    kw = dict(rng=jax.random.PRNGKey(0), method="sample", num_decodes=2, max_decode_length=30)
-    full, full_scores = model.predict_batch(params, {"encoder_input_tokens": ids}, **kw)
+    settings = DecodeSettings(method="sample", num_samples=2, max_length=30)
+    kw = dict(rng=jax.random.PRNGKey(0))
+    full, full_scores = model.predict_batch(params, {"encoder_input_tokens": ids}, settings, **kw)
     text = vocab.decode(decoding.generated_ids(np.asarray(full)[0, 0], vocab.eos_id))
     stop = text[8:11]  # a string the model does produce
     assert stop
     cut, cut_scores = model.predict_batch(
         params,
         {"encoder_input_tokens": ids},
-        stop_sequences=[stop],
+        settings.replace(stop_sequences=(stop,)),
         vocabulary=vocab,
         **kw,
     )
@@ -342,22 +343,35 @@ def test_bad_arguments_fail_naming_the_value():
     params = model.abstract_params()
     batch = {"encoder_input_tokens": np.ones((1, 4), np.int32)}
     cases = [
-        (dict(method="nucleus", max_decode_length=4), "allowed"),
-        (dict(num_decodes=0, max_decode_length=4), "num_decodes"),
-        (dict(method="beam", num_decodes=5, beam_size=4, max_decode_length=4), "beam_size"),
-        (dict(method="sample", top_p=0.0, max_decode_length=4), "top_p"),
-        (dict(method="sample", temperature=-1.0, max_decode_length=4), "temperature"),
-        (dict(stop_sequences=["\n"], max_decode_length=4), "vocabulary"),
-        (dict(), "max_decode_length"),
+        (dict(method="nucleus"), "method='nucleus' unknown; allowed"),
+        (dict(num_samples=0), "num_samples must be an integer >= 1, got 0"),
+        (dict(method="beam", num_samples=5, beam_size=4), "num_samples=5 > beam_size=4"),
+        (dict(method="sample", top_p=0.0), r"top_p must be in \(0, 1\], got 0.0"),
+        (dict(method="sample", temperature=-1.0), "temperature must be > 0"),
+        (dict(method="sample", temperature=0.0), "greedy decoding is method='greedy'"),
+        (dict(max_length=0), "max_length must be an integer >= 1"),
+        (dict(stop_sequences="\n"), "sequence of strings"),
+        (dict(stop_sequences=("",)), "non-empty strings"),
     ]
     for kwargs, words in cases:
         with pytest.raises(ValueError, match=words):
-            model.predict_batch(params, batch, **kwargs)
+            DecodeSettings(**kwargs)
+    for settings, words in (
+        (DecodeSettings(stop_sequences=("\n",), max_length=4), "vocabulary"),
+        (DecodeSettings(max_length=None), "max_length"),
+    ):
+        with pytest.raises(ValueError, match=words):
+            model.predict_batch(params, batch, settings)
 
 
 def test_docstring_examples_hold():
-    result = doctest.testmod(decoding, extraglobs={"jax": jax, "jnp": jnp})
-    assert result.attempted >= 8 and result.failed == 0
+    attempted = 0
+    for name in ("settings", "sampling", "beam", "stops"):
+        module = importlib.import_module(f"t5x_xfer.decoding.{name}")
+        result = doctest.testmod(module, extraglobs={"jax": jax, "jnp": jnp})
+        assert result.failed == 0, name
+        attempted += result.attempted
+    assert attempted >= 12
 
 
 def test_one_while_loop_per_decode():
@@ -379,13 +393,18 @@ def test_predict_batch_traces_under_an_outer_jit():
         "encoder_input_tokens": np.array([[5, 6, 7, 2, 0], [8, 9, 2, 0, 0]], np.int32),
         "decoder_input_tokens": np.zeros((2, 9), np.int32),  # sets max_decode_length, as T5X
     }
-    for kw in (
-        {},
-        {"method": "sample", "num_decodes": 3, "rng": jax.random.PRNGKey(1)},
-        {"method": "beam", "num_decodes": 2, "beam_size": 3},
+    for settings, kw in (
+        (DecodeSettings(max_length=None), {}),
+        (
+            DecodeSettings(method="sample", num_samples=3, max_length=None),
+            {"rng": jax.random.PRNGKey(1)},
+        ),
+        (DecodeSettings(method="beam", num_samples=2, beam_size=3, max_length=None), {}),
     ):
-        eager = model.predict_batch(params, batch, **kw)
-        traced = jax.jit(lambda p, b, kw=kw: model.predict_batch(p, b, **kw))(params, batch)
-        assert eager[0].shape == (2, kw.get("num_decodes", 1), 9)
+        eager = model.predict_batch(params, batch, settings, **kw)
+        traced = jax.jit(lambda p, b, s=settings, kw=kw: model.predict_batch(p, b, s, **kw))(
+            params, batch
+        )
+        assert eager[0].shape == (2, settings.num_samples, 9)
         np.testing.assert_array_equal(eager[0], traced[0])
         np.testing.assert_allclose(eager[1], traced[1], atol=1e-5)

@@ -39,6 +39,9 @@ def test_stages_hand_over_through_directories(grid):
     assert '--gin.INIT_CHECKPOINT="R/pretrained"' in base
     ev = by_key["nlu9/seed0/eval"].argv
     assert ev[:4] == ("-m", "t5x_xfer.evaluate_code", "--checkpoint", "R/nlu9/seed0/target")
+    decode = " ".join(by_key["nlu9/seed1/eval"].argv)
+    assert "--method sample --num_samples 20 --temperature 0.8" in decode
+    assert "--max_length 512" in decode and "--seed 1" in decode
     assert by_key["pretrained"].argv[-4:] == (
         "--hf",
         "Salesforce/codet5p-220m",
@@ -74,3 +77,19 @@ def test_cli_rejects_bad_input(capsys, tmp_path):
     assert rc == 2 and "xyz" in capsys.readouterr().err
     assert experiments.main(["plan", "--grid", FULL, "--gin.Grid.seeds=[-1]"]) == 2
     assert "seeds" in capsys.readouterr().err
+
+
+def test_decode_settings_and_their_old_spelling(caplog):
+    """The grid's decoding is one DecodeSettings (--gin.DecodeSettings.X); the old Grid
+    fields still work, with a message naming the new spelling."""
+    import logging
+
+    grid = experiments.load_grid(FULL, ["DecodeSettings.num_samples=4"])
+    assert grid.decode.num_samples == 4 and grid.decode.method == "sample"
+    with caplog.at_level(logging.WARNING):
+        old = experiments.load_grid(FULL, ["Grid.num_samples=5", "Grid.temperature=0.0"])
+    assert old.decode.num_samples == 5 and old.decode.method == "greedy"
+    assert "DecodeSettings.num_samples/temperature" in caplog.text
+    assert old.num_samples is None  # one place holds the value: grid.decode
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+        experiments.load_grid(FULL, ["DecodeSettings.num_samples=0"])

@@ -18,17 +18,17 @@ torch = pytest.importorskip("torch", reason="sizes are checked against transform
 @pytest.mark.parametrize("name", MODEL_FILES)
 def test_model_gin_file_builds_the_real_size(name):
     gin_utils.parse([f"gin/models/{name}.gin"], ['TOKENIZER="unused"'] if name == "tiny" else [])
-    cfg = gin_utils.macro("MODEL_CONFIG")
+    model = gin_utils.macro("MODEL")
+    assert isinstance(model, EncoderDecoderModel) and model.family == "t5"
+    cfg = model.config
     assert isinstance(cfg, T5Config)
-    ours = sum(
-        math.prod(x.shape) for x in jax.tree.leaves(EncoderDecoderModel(cfg).abstract_params())
-    )
+    ours = sum(math.prod(x.shape) for x in jax.tree.leaves(model.abstract_params()))
 
     from transformers import T5Config as HFConfig
     from transformers import T5ForConditionalGeneration
 
     with torch.device("meta"):
-        reference = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(cfg)))
+        reference = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(model)))
     theirs = sum(p.numel() for p in reference.parameters())
     if not cfg.tie_word_embeddings:  # transformers 5 shares lm_head; real v1.1/mT5 do not
         theirs += cfg.vocab_size * cfg.d_model

@@ -11,7 +11,7 @@ from safetensors.numpy import load_file, save_file
 
 from t5x_xfer import checkpoints, convert, hf
 from t5x_xfer.models import EncoderDecoderModel, T5Config
-from tests.helpers import TINY_HF_CONFIGS, make_hf_model, tiny_config
+from t5x_xfer.testing.fakes import TINY_HF_CONFIGS, make_hf_model, tiny_config
 
 torch = pytest.importorskip("torch", reason="round trips through transformers need torch")
 
@@ -47,17 +47,41 @@ def test_hf_import_export_round_trip_is_exact(kind, tmp_path):
 
 
 def test_export_then_import_gives_identical_params(tmp_path):
-    cfg = tiny_config("t5_v1_1")
-    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(3))
-    hf.save_hf(tmp_path / "hf", params, cfg)
-    cfg2, params2, _ = hf.load_hf(str(tmp_path / "hf"))
-    assert cfg2 == cfg
+    model = EncoderDecoderModel(tiny_config("t5_v1_1"))
+    params = model.init_params(jax.random.PRNGKey(3))
+    hf.save_hf(tmp_path / "hf", params, model)
+    model2, params2, _ = hf.load_hf(str(tmp_path / "hf"))
+    assert type(model2) is EncoderDecoderModel and model2.config == model.config
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, params2)
-    checkpoints.save(tmp_path / "ck", params2, cfg2, step=7)
+    checkpoints.save(tmp_path / "ck", params2, model2, step=7)
     assert checkpoints.resolve(tmp_path / "ck") == ((tmp_path / "ck").resolve(), 7)
     restored = checkpoints.load_params(tmp_path / "ck" / "7")
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, restored)
-    assert checkpoints.load_config(tmp_path / "ck") == cfg
+    loaded = checkpoints.load_model(tmp_path / "ck")
+    assert loaded.family == "t5" and loaded.config == model.config
+
+
+def test_export_of_a_trained_checkpoint_keeps_logits_and_tokenizer(tmp_path):
+    """A checkpoint of our own (not an import) -> export_hf with --tokenizer_dir -> the
+    exported model computes the same logits, and carries the tokenizer given."""
+    model = EncoderDecoderModel(tiny_config("codet5p", dropout_rate=0.0))
+    params = model.init_params(jax.random.PRNGKey(5))
+    checkpoints.save(tmp_path / "ck", params, model, step=12)
+    (tmp_path / "tok").mkdir()
+    (tmp_path / "tok" / "tokenizer.json").write_text('{"given": true}')
+    argv = ["export_hf", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "out")]
+    assert convert.main([*argv, "--tokenizer_dir", str(tmp_path / "tok")]) == 0
+    assert (tmp_path / "out" / "tokenizer.json").read_text() == '{"given": true}'
+    batch = {
+        "encoder_input_tokens": np.array([[5, 6, 7, 2, 0]], np.int32),
+        "decoder_input_tokens": np.array([[0, 9, 10, 11]], np.int32),
+    }
+    reloaded, params2, _ = hf.load_hf(str(tmp_path / "out"))
+    np.testing.assert_allclose(
+        np.asarray(reloaded.logits(params2, batch)),
+        np.asarray(model.logits(params, batch)),
+        atol=1e-5,
+    )
 
 
 def test_directory_without_config_json(tmp_path, capsys):
@@ -100,7 +124,7 @@ def test_weights_that_do_not_match_config(tmp_path):
 def test_checkpoint_that_does_not_match_its_config(tmp_path, capsys):
     cfg = tiny_config("codet5p")
     params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(0))
-    checkpoints.save(tmp_path / "ck", params, cfg.replace(d_ff=128))
+    checkpoints.save(tmp_path / "ck", params, EncoderDecoderModel(cfg.replace(d_ff=128)))
     assert (
         convert.main(
             ["export_hf", "--checkpoint", str(tmp_path / "ck"), "--out", str(tmp_path / "o")]

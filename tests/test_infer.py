@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from t5x_xfer import cli, hf, infer
+from t5x_xfer import checkpoints, cli, infer
 from t5x_xfer.codeeval.languages import truncate_completion
-from t5x_xfer.vocabularies import train_byte_level_bpe
-from tests.helpers import SNIPPETS, make_hf_model, make_tiny_checkpoint
+from t5x_xfer.decoding import DecodeSettings
+from t5x_xfer.testing.fakes import SNIPPETS, make_hf_model, make_tiny_checkpoint
+from t5x_xfer.vocabularies import load_vocabulary, train_byte_level_bpe
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,11 @@ PROMPTS = [
     {"id": "c", "prompt": "int main() {\n"},
     {"id": "d", "prompt": "const inc = (x) =>", "language": "js"},
 ]
-SAMPLING = dict(method="sample", num_samples=3, temperature=1.0, top_p=0.95, max_length=24)
+SAMPLING = dict(
+    decode=DecodeSettings(
+        method="sample", num_samples=3, temperature=1.0, top_p=0.95, max_length=24
+    )
+)
 
 
 def _rows(path: Path) -> dict[tuple[str, int], dict]:
@@ -52,7 +57,7 @@ def test_samples_for_every_prompt_independent_of_batching(ckpt, tmp_path):
     assert (a.prompts, a.skipped, a.samples_written) == (4, 0, 12)
     rows = _rows(tmp_path / "a.jsonl")
     assert set(rows) == {(json.dumps(p["id"]), j) for p in PROMPTS for j in range(3)}
-    vocab = infer.load_vocabulary(ckpt / hf.ASSETS_DIR)
+    vocab = load_vocabulary(ckpt / checkpoints.ASSETS_DIR)
     for (key, _), r in rows.items():
         assert set(r) == {"id", "sample_index", "text", "token_ids", "score"}
         assert all(isinstance(t, int) for t in r["token_ids"]) and 2 not in r["token_ids"]
@@ -66,8 +71,9 @@ def test_samples_for_every_prompt_independent_of_batching(ckpt, tmp_path):
     )
     b = _rows(tmp_path / "b.jsonl")
     assert {k: r["token_ids"] for k, r in b.items()} == {k: r["token_ids"] for k, r in rows.items()}
+    reseeded = SAMPLING["decode"].replace(seed=1)
     other = infer.infer(
-        input=src, output=tmp_path / "c.jsonl", checkpoint=str(ckpt), seed=1, **SAMPLING
+        input=src, output=tmp_path / "c.jsonl", checkpoint=str(ckpt), decode=reseeded
     )
     assert other.samples_written == 12
     c = _rows(tmp_path / "c.jsonl")
@@ -99,15 +105,18 @@ def test_resume_after_a_torn_write_redoes_only_what_is_missing(ckpt, tmp_path):
 def test_resume_with_other_settings_is_refused(ckpt, tmp_path):
     src = _write_input(tmp_path / "in.jsonl", PROMPTS[:1])
     out = tmp_path / "out.jsonl"
-    infer.infer(input=src, output=out, checkpoint=str(ckpt), max_length=8)
+    infer.infer(input=src, output=out, checkpoint=str(ckpt), decode=DecodeSettings(max_length=8))
     with pytest.raises(ValueError, match="max_length: 8 -> 9"):
-        infer.infer(input=src, output=out, checkpoint=str(ckpt), max_length=9)
+        infer.infer(
+            input=src, output=out, checkpoint=str(ckpt), decode=DecodeSettings(max_length=9)
+        )
 
 
 def test_greedy_and_beam_and_stop_sequences(ckpt, tmp_path):
     src = _write_input(tmp_path / "in.jsonl", PROMPTS)
     greedy = tmp_path / "g.jsonl"
-    infer.infer(input=src, output=greedy, checkpoint=str(ckpt), num_samples=2, max_length=20)
+    two = DecodeSettings(num_samples=2, max_length=20)
+    infer.infer(input=src, output=greedy, checkpoint=str(ckpt), decode=two)
     g = _rows(greedy)
     assert all(g[(k, 0)]["token_ids"] == g[(k, 1)]["token_ids"] for k, _ in g)
     # An explicit stop string the model produces ends decoding there and trims the text.
@@ -115,7 +124,8 @@ def test_greedy_and_beam_and_stop_sequences(ckpt, tmp_path):
     stop = text[4:6]
     assert stop
     cut = tmp_path / "s.jsonl"
-    infer.infer(input=src, output=cut, checkpoint=str(ckpt), max_length=20, stop_sequences=(stop,))
+    stops = DecodeSettings(max_length=20, stop_sequences=(stop,))
+    infer.infer(input=src, output=cut, checkpoint=str(ckpt), decode=stops)
     s = _rows(cut)
     assert s[('"c"', 0)]["text"] == text[: text.find(stop)]
     assert len(s[('"c"', 0)]["token_ids"]) < len(g[('"c"', 0)]["token_ids"])
@@ -124,10 +134,7 @@ def test_greedy_and_beam_and_stop_sequences(ckpt, tmp_path):
         input=src,
         output=beam,
         checkpoint=str(ckpt),
-        method="beam",
-        beam_size=3,
-        num_samples=3,
-        max_length=12,
+        decode=DecodeSettings(method="beam", beam_size=3, num_samples=3, max_length=12),
     )
     b = _rows(beam)
     for p in PROMPTS:
@@ -147,7 +154,7 @@ def test_hf_dir_source_matches_transformers_greedy(tmp_path):
         output=out,
         hf_dir=str(tmp_path / "hf"),
         tokenizer=str(tmp_path / "tok.json"),
-        max_length=10,
+        decode=DecodeSettings(max_length=10),
     )
     rows = _rows(out)
     with torch.no_grad():
@@ -179,18 +186,18 @@ def test_sentencepiece_tokenizer_is_used_when_present(tmp_path):
         minloglevel=2,
     )
     train_byte_level_bpe(SNIPPETS, tmp_path / "tokenizer.json", vocab_size=300)
-    vocab = infer.load_vocabulary(tmp_path)
+    vocab = load_vocabulary(tmp_path)
     assert type(vocab).__name__ == "SentencePieceVocabulary" and vocab.eos_id == 1
     assert vocab.decode(vocab.encode("return a + b")) == "return a + b"
     (tmp_path / "spiece.model").unlink()
-    assert type(infer.load_vocabulary(tmp_path)).__name__ == "HuggingFaceVocabulary"
+    assert type(load_vocabulary(tmp_path)).__name__ == "HuggingFaceVocabulary"
 
 
 def test_cli_with_gin_binding_and_registration(ckpt, tmp_path, capsys):
     src = _write_input(tmp_path / "in.jsonl", PROMPTS[:2])
     out = tmp_path / "out.jsonl"
     argv = ["infer", "--checkpoint", str(ckpt), "--input", str(src), "--output", str(out)]
-    argv += ["--max_length", "6", "--no_progress", "--gin.infer.num_samples=2"]
+    argv += ["--max_length", "6", "--no_progress", "--gin.DecodeSettings.num_samples=2"]
     assert cli.main(argv) == 0
     assert len(_rows(out)) == 4
     assert "4 samples written" in capsys.readouterr().out
@@ -204,6 +211,7 @@ def test_cli_with_gin_binding_and_registration(ckpt, tmp_path, capsys):
         ("duplicate", "repeats"),
         ("missing_checkpoint", "does not exist"),
         ("num_samples", "--num_samples must be an integer >= 1, got 0"),
+        ("temperature", "--temperature must be > 0 for method 'sample', got -1.0"),
         ("method", "allowed: ['greedy', 'sample', 'beam']"),
         ("top_p", "--top_p must be in (0, 1], got 1.5"),
         ("language", "allowed: ['cpp', 'go', 'java', 'js', 'python', 'rust']"),
@@ -225,6 +233,7 @@ def test_bad_input_fails_before_work_naming_it(ckpt, tmp_path, capsys, case, exp
         "num_samples": ["--num_samples", "0"],
         "method": ["--method", "nucleus"],
         "top_p": ["--top_p", "1.5"],
+        "temperature": ["--method", "sample", "--temperature", "-1"],
     }.get(case, [])
     if case == "language":
         src.write_text(json.dumps({"id": "x", "prompt": "f", "language": "cobol"}) + "\n")
@@ -235,7 +244,7 @@ def test_bad_input_fails_before_work_naming_it(ckpt, tmp_path, capsys, case, exp
 
 def test_checkpoint_without_tokenizer_names_the_flag(ckpt, tmp_path, capsys):
     bare = tmp_path / "bare"
-    shutil.copytree(ckpt, bare, ignore=shutil.ignore_patterns(hf.ASSETS_DIR))
+    shutil.copytree(ckpt, bare, ignore=shutil.ignore_patterns(checkpoints.ASSETS_DIR))
     src = _write_input(tmp_path / "in.jsonl", PROMPTS[:1])
     argv = ["--checkpoint", str(bare), "--input", str(src), "--output", str(tmp_path / "o")]
     assert infer.main(argv) == 2

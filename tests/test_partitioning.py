@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from t5x_xfer import partitioning
+from t5x_xfer import optimizers, partitioning, train_state
 from t5x_xfer import trainer as trainer_lib
 from t5x_xfer.models import EncoderDecoderModel, T5Config
 
@@ -66,26 +66,15 @@ def _run(
     """Train len(batches) steps on a mesh; return (losses, params as numpy, state)."""
     mesh = partitioning.make_mesh(*mesh_shape, devices=devices)
     model = EncoderDecoderModel(config)
-    abstract = model.abstract_params()
-    p_sh = partitioning.param_shardings(model.logical_axes(), abstract, mesh)
-    schedule = trainer_lib.make_schedule("constant", 1e-3)
-    opt = trainer_lib.make_optimizer(schedule, "adafactor", max_grad_norm=1.0)
-    o_sh = partitioning.opt_state_shardings(
-        opt, jax.eval_shape(opt.init, abstract), p_sh, abstract, mesh
-    )
-    rep = jax.sharding.NamedSharding(mesh, P())
-    st_sh = trainer_lib.TrainState(step=rep, params=p_sh, opt_state=o_sh)
+    schedule = optimizers.make_schedule("constant", 1e-3)
+    opt = optimizers.make_optimizer(schedule, "adafactor", max_grad_norm=1.0)
     with partitioning.activate(mesh):
-        params = jax.jit(model.init_params, out_shardings=p_sh)(jax.random.PRNGKey(0))
-        state = trainer_lib.TrainState(
-            step=jax.numpy.zeros((), jax.numpy.int32),
-            params=params,
-            opt_state=jax.jit(opt.init, out_shardings=o_sh)(params),
-        )
+        init = train_state.TrainStateInitializer(model, opt, mesh)
+        state = init.from_params(None, seed=0)
         step = jax.jit(
             trainer_lib.make_train_step(model, opt, schedule, num_microbatches=micro),
-            in_shardings=(st_sh, partitioning.batch_sharding(mesh)),
-            out_shardings=(st_sh, rep),
+            in_shardings=(init.state_shardings, partitioning.batch_sharding(mesh)),
+            out_shardings=(init.state_shardings, init.replicated),
         )
         losses = []
         for b in batches:

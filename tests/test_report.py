@@ -7,14 +7,19 @@ every expected number is known by construction.
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import math
+import pkgutil
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from t5x_xfer import arms
 from t5x_xfer import report as R
 from t5x_xfer.codeeval.languages import LANGUAGES
 
@@ -61,7 +66,28 @@ def random_counts(rng: np.random.Generator, p: np.ndarray, n: int) -> list[tuple
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(R).failed == 0
+    modules = [R, arms] + [
+        importlib.import_module(f"{R.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(R.__path__)
+        if m.name != "__main__"
+    ]
+    assert len(modules) >= 7
+    for module in modules:
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
+def test_import_is_light() -> None:
+    # The report reads JSONL and does arithmetic: importing it must not pull seqio, TensorFlow or
+    # JAX (seconds of import and TensorFlow log lines on every report).
+    code = (
+        "import sys, t5x_xfer.report; "
+        "print(sorted(m for m in ('tensorflow', 'seqio', 'jax') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    cli = [sys.executable, "-m", "t5x_xfer.report", "--help"]
+    done = subprocess.run(cli, capture_output=True, text=True, check=True)
+    assert "python -m t5x_xfer.report" in done.stdout and "--exclude_known_defects" in done.stdout
 
 
 def test_pass_at_k_against_hand_computed(tmp_path: Path) -> None:

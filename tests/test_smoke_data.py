@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from t5x_xfer import smoke_data
 from t5x_xfer.tasks import registry
+from t5x_xfer.testing import smoke_data
+from t5x_xfer.testing.smoke_data import text_tasks, words, writers
 
 REPO = Path(__file__).resolve().parents[1]
 LENGTHS = {"inputs": 256, "targets": 128}
@@ -147,11 +148,11 @@ def test_packed_batch_from_smoke_data(probed, name, split):
 
 def test_tasks_read_the_generated_records(probed):
     """The examples are ours (not a mock's): first records match the generator, sizes match."""
-    rng = smoke_data._rng(0, "mnli", "validation_matched")
-    first = smoke_data._mnli(rng, "validation_matched", 0)
+    rng = words._rng(0, "mnli", "validation_matched")
+    first = text_tasks._mnli(rng, "validation_matched", 0)
     mnli = probed["xfer_mnli:validation"]
     assert mnli["inputs"] == f"mnli premise: {first['premise']} hypothesis: {first['hypothesis']}"
-    assert mnli["targets"] == smoke_data.NLI_LABELS[first["label"]]
+    assert mnli["targets"] == text_tasks.NLI_LABELS[first["label"]]
     assert mnli["num_input_examples"] == N_VALIDATION
     cnn = probed["xfer_cnn_dailymail:train"]
     assert cnn["inputs"].startswith("summarize: " + cnn["targets"] + " ")
@@ -167,7 +168,7 @@ def test_same_seed_same_bytes_other_seed_other_data(smoke_dir, tmp_path):
     out = tmp_path / "cli"
     args = ["--out", str(out), "--n_train", str(N_TRAIN), "--n_validation", str(N_VALIDATION)]
     run = subprocess.run(
-        [sys.executable, "-m", "t5x_xfer.smoke_data", *args],
+        [sys.executable, "-m", "t5x_xfer.testing.smoke_data", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -204,14 +205,14 @@ def test_idempotent_and_atomic(tmp_path, monkeypatch):
     smoke_data.write_smoke_data(root, n_train=4, n_validation=2)
     before = _hashes(root)
     calls = []
-    monkeypatch.setattr(smoke_data, "_write_tfds", lambda *a: calls.append(a))
+    monkeypatch.setattr(writers, "_write_tfds", lambda *a: calls.append(a))
     smoke_data.write_smoke_data(root, n_train=4, n_validation=2)  # complete: nothing rewritten
     assert calls == [] and _hashes(root) == before
 
     def fail(*args):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(smoke_data, "_write_ccgbank", fail)
+    monkeypatch.setattr(writers, "_write_ccgbank", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         smoke_data.write_smoke_data(root, n_train=5, n_validation=2)
     assert _hashes(root) == before  # a failed rewrite leaves the old data whole

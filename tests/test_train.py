@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from t5x_xfer import checkpoints, train, vocabularies
-from t5x_xfer.tasks import testing
+from t5x_xfer.testing import task_sources as testing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,9 +93,9 @@ def test_stage_chaining_and_run_outputs(setup):
     # The optimizer starts fresh: the saved step-0 state equals a new optimizer's init.
     import orbax.checkpoint as ocp
 
-    from t5x_xfer import trainer
+    from t5x_xfer import optimizers
 
-    fresh = trainer.make_optimizer(trainer.make_schedule("constant", 1e-3)).init(first)
+    fresh = optimizers.make_optimizer(optimizers.make_schedule("constant", 1e-3)).init(first)
     with ocp.CheckpointManager(target) as m:
         saved = m.restore(0, args=ocp.args.Composite(opt_state=ocp.args.StandardRestore(fresh)))
     jax.tree.map(

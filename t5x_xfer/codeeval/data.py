@@ -1,12 +1,15 @@
-"""Loading HumanEval-X problems and samples, and the table of known defects of the data.
+"""Where HumanEval-X lives, loading its problems and samples, and the known defects of the data.
 
-Problems come from a local directory (this repository's ``shared/data/humaneval-x`` layout or a
-Hugging Face snapshot of ``THUDM/humaneval-x``, jsonl or jsonl.gz) or from the hub.
+Problems come from a local directory (the ``shared/data/humaneval-x`` layout or a Hugging Face
+snapshot of ``THUDM/humaneval-x``, jsonl or jsonl.gz) or from the hub; which one is decided in
+one place, :func:`humaneval_x_dir`, for every binary.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -14,6 +17,45 @@ from t5x_xfer.codeeval import languages as L
 from t5x_xfer.io_utils import iter_jsonl
 
 HF_REPO = "THUDM/humaneval-x"
+ENV_VAR = "T5X_HUMANEVAL_X_DIR"
+MINIBENCH = "minibench"  # names the project's mini benchmark wherever a directory is asked for
+# A development checkout's copy of the real data, beside the repository (see its README).
+SHARED_COPY = Path(__file__).resolve().parents[3] / "shared" / "data" / "humaneval-x"
+
+log = logging.getLogger(__name__)
+
+
+def humaneval_x_dir(
+    explicit: str | Path | None = None, *, default: str | Path | None = None
+) -> Path | None:
+    """Where HumanEval-X problems are read from:
+
+    1. ``explicit`` (an argument such as ``--data_dir``), where "minibench" names the
+       project's mini benchmark;
+    2. else the directory in ``$T5X_HUMANEVAL_X_DIR``;
+    3. else ``default``: a directory, "minibench" (logged as a warning, because its results
+       are not HumanEval-X numbers), or None, meaning the Hugging Face hub (``load_problems``
+       downloads it).
+    """
+    for choice in (explicit, os.environ.get(ENV_VAR) or None, default):
+        if choice is None or str(choice) == "":
+            continue
+        if str(choice) != MINIBENCH:
+            return Path(choice).expanduser()
+        from t5x_xfer.codeeval.minibench import MINIBENCH_DIR, num_problems
+
+        if choice is default:
+            log.warning(
+                "No HumanEval-X directory given (argument or $%s): using the project's mini "
+                "benchmark at %s (%d problems per language in HumanEval-X format). Its pass@k "
+                "checks the pipeline only; these are NOT HumanEval-X numbers.",
+                ENV_VAR,
+                MINIBENCH_DIR,
+                num_problems(),
+            )
+        return MINIBENCH_DIR
+    return None
+
 
 # Measured by executing every canonical solution (see the data README). "wrong": the canonical
 # solution fails its own tests; "flaky": passes or fails from run to run; "helper": the tests

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from t5x_xfer.codeeval import data as D
-from t5x_xfer.codeeval import engine, report
+from t5x_xfer.codeeval import engine
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
 from t5x_xfer.codeeval import toolchains as tc
+from t5x_xfer.codeeval.results import summarize, write_reports
 
 ROW_TAIL = 500
 
@@ -120,7 +121,7 @@ def evaluate(
             }
         )
         index[s.task_id] += 1
-    summary = report.summarize(rows)
+    summary = summarize(rows)
     summary["sandbox"] = {"tier": config.probe.tier, "detail": config.probe.detail}
     summary["programs"] = {
         "unique": len({p.key for p in programs}),
@@ -128,5 +129,5 @@ def evaluate(
         "executed": len(stats.executed),
     }
     summary["toolchains"] = {lang: c.version for lang, c in config.toolchains.items()}
-    report.write_reports(out, rows, summary)
+    write_reports(out, rows, summary)
     return Evaluation(rows, summary, stats.executed)

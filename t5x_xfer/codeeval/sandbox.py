@@ -35,6 +35,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from t5x_xfer.codeeval.processes import exited, kill_descendants, kill_user, pids_of, reap
+
 TIERS = ("bwrap+uid", "bwrap", "uid", "none")
 UID_BASE = int(os.environ.get("T5X_CODEEVAL_UID_BASE", "61000"))
 UID_SLOTS = 1000
@@ -289,96 +291,6 @@ def setup_cgroups(slot: Slot, version: str, limits: Limits) -> None:
         slot.cgroups.append(path)
 
 
-# --- killing ---
-
-
-def pids_of(uid: int) -> list[int]:
-    """Live (non-zombie) processes whose real uid is ``uid``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
-            pids.append(int(entry))
-    return pids
-
-
-def kill_descendants(root: int) -> None:
-    """SIGKILL every descendant of ``root``: orphans that escaped with setsid are reparented to
-    it (a child subreaper), so this reaches them in tiers without a uid of their own."""
-    for _ in range(200):
-        parent = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat_line = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                fields = stat_line.rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    parent[int(entry)] = int(fields[1])
-        doomed = [p for p in parent if _descends(p, root, parent)]
-        if not doomed:
-            return
-        for pid in doomed:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        reap()
-        time.sleep(0.005)
-
-
-def _descends(pid: int, root: int, parent: dict[int, int]) -> bool:
-    seen = 0
-    while pid in parent and seen < 1000:
-        pid = parent[pid]
-        if pid == root:
-            return True
-        seen += 1
-    return False
-
-
-def reap() -> None:
-    """Collect orphans reparented to us (we are a child subreaper)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def kill_user(uid: int) -> None:
-    """SIGKILL every process of ``uid``: a helper becomes that uid and calls kill(-1)."""
-    for _ in range(200):
-        if not pids_of(uid):
-            break
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - child
-            try:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
-                os.kill(-1, signal.SIGKILL)
-            except BaseException:
-                pass
-            os._exit(0)
-        os.waitpid(pid, 0)
-        reap()
-        time.sleep(0.005)
-    reap()
-
-
-def _exited(pid: int) -> bool:
-    """Whether ``pid`` has exited, without reaping it."""
-    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-
-
 # --- running ---
 
 
@@ -509,7 +421,7 @@ class Sandbox:
             if now >= deadline:
                 timed_out = True
                 break
-            if exited_at is None and _exited(proc.pid):
+            if exited_at is None and exited(proc.pid):
                 exited_at = now
             if exited_at is not None and now - exited_at > 0.5:
                 break  # a background child keeps the pipes open; it is killed below
@@ -525,7 +437,7 @@ class Sandbox:
                     limited = True
                     break
         sel.close()
-        while not (timed_out or limited or _exited(proc.pid)):
+        while not (timed_out or limited or exited(proc.pid)):
             timed_out = time.monotonic() >= deadline
             time.sleep(0.005)
         proc.stdout.close()

@@ -1,7 +1,15 @@
-"""Flax models (encoder-decoder T5 family) and their family-agnostic wrapper."""
+"""Flax models behind one family-agnostic seam (``BaseModel``) and the registry of families.
 
+Families: ``t5`` (T5, T5 v1.1, mT5, CodeT5+ encoder-decoders: ``EncoderDecoderModel`` over
+the Flax module ``T5`` with a ``T5Config``).
+"""
+
+from t5x_xfer.models import registry
+from t5x_xfer.models.base import BaseModel
 from t5x_xfer.models.config import T5Config
+from t5x_xfer.models.encoder_decoder import EncoderDecoderModel
 from t5x_xfer.models.t5 import T5
-from t5x_xfer.models.wrapper import EncoderDecoderModel
 
-__all__ = ["EncoderDecoderModel", "T5", "T5Config"]
+registry.register(EncoderDecoderModel)
+
+__all__ = ["BaseModel", "EncoderDecoderModel", "T5", "T5Config", "registry"]

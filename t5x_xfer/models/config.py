@@ -11,13 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gin
-
 FEED_FORWARD_PROJ = ("relu", "gelu", "silu", "gated-gelu", "gated-relu", "gated-silu")
 DTYPES = ("float32", "bfloat16")
 
 
-@gin.configurable
 @dataclasses.dataclass(frozen=True)
 class T5Config:
     """Hyper-parameters of an encoder-decoder T5; validated on construction.

@@ -20,10 +20,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import gin
 import seqio
 
-from t5x_xfer.gin_utils import REPO_ROOT
+from t5x_xfer.arms import NLU9
 from t5x_xfer.tasks import metrics
 from t5x_xfer.tasks import preprocessors as pp
 from t5x_xfer.tasks import sources as src
@@ -72,18 +71,7 @@ NUM_TRAIN_EXAMPLES: dict[str, int] = {
     "xfer_mbpp": 374,
 }
 ANLI_PLUS_PARTS = ("r1", "r2", "r3", "mnli", "snli")
-# The nine intermediate tasks of Phang et al. (2020), by the name of their single-task mixture.
-NLU9 = (
-    "anli_plus",
-    "mnli",
-    "qqp",
-    "squad_v1",
-    "squad_v2",
-    "hellaswag",
-    "cosmos_qa",
-    "commonsense_qa",
-    "ccg",
-)
+# NLU9, the nine intermediate tasks of Phang et al. (2020), is named in t5x_xfer.arms.
 INTERMEDIATE = (*NLU9, "sst2", "cnn_dailymail")
 HUMANEVAL_X_LANGUAGES = src.HUMANEVAL_X_LANGUAGES
 DEFAULT_MIXTURE_CAP = 2**17
@@ -216,16 +204,19 @@ _registered: tuple[Any, ...] | None = None
 
 
 def default_humaneval_x_dir(data_dir: Path) -> Path:
-    """``<data_dir>/humaneval-x`` if present, else the copy shipped beside the repository."""
+    """``<data_dir>/humaneval-x`` if present, else as ``codeeval.data.humaneval_x_dir`` says
+    ($T5X_HUMANEVAL_X_DIR, else the copy beside a development checkout, if there)."""
+    from t5x_xfer.codeeval.data import SHARED_COPY, humaneval_x_dir
+
     own = data_dir / "humaneval-x"
-    shipped = REPO_ROOT.parent / "shared" / "data" / "humaneval-x"
-    return own if own.is_dir() or not shipped.is_dir() else shipped
+    return humaneval_x_dir(
+        own if own.is_dir() else None, default=SHARED_COPY if SHARED_COPY.is_dir() else own
+    )
 
 
-@gin.configurable(module="t5x_xfer.tasks")
 def register_all(
-    vocabulary: seqio.Vocabulary = gin.REQUIRED,
-    data_dir: str | Path = gin.REQUIRED,
+    vocabulary: seqio.Vocabulary,
+    data_dir: str | Path,
     *,
     tfds_data_dir: str | Path | None = None,
     commonsense_qa_dir: str | Path | None = None,

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from t5x_xfer import evaluate_code as cli
 from t5x_xfer.codeeval import languages as L
+from t5x_xfer.decoding import DecodeSettings, add_flags, from_flags
+from t5x_xfer.testing.fakes import make_tiny_checkpoint
 from tests.codeeval import fakes
-from tests.helpers import make_tiny_checkpoint
 
 # Fast toolchains first: the programs of a random model mostly fail, but each still runs.
 PREFERRED = ("python", "js", "cpp", "go", "java", "rust")
@@ -35,10 +38,9 @@ def test_decode_then_execute_two_problems_of_two_languages_and_resume(ckpt, tmp_
         languages=languages,
         data_dir=data,
         max_problems=2,
-        num_samples=2,
-        temperature=0.8,
-        top_p=0.95,
-        max_length=32,
+        decode=DecodeSettings(
+            method="sample", num_samples=2, temperature=0.8, top_p=0.95, max_length=32
+        ),
         batch_size=3,
         workers=2,
         progress=False,
@@ -74,4 +76,25 @@ def test_bad_checkpoint_arguments_fail_before_any_work(ckpt, tmp_path, capsys):
         cli.evaluate_code(samples=str(tmp_path / "s.jsonl"), checkpoint=str(ckpt), out=out)
     assert cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--num_samples", "0"]) == 2
     assert "--num_samples must be an integer >= 1, got 0" in capsys.readouterr().err
+    assert cli.main(["--checkpoint", str(ckpt), "--out", str(out), "--method", "top_k"]) == 2
+    assert "--method='top_k' unknown; allowed: ['greedy', 'sample', 'beam']" in (
+        capsys.readouterr().err
+    )
     assert not out.exists()
+
+
+def test_decode_flags_one_meaning_of_greedy(caplog):
+    """--method names the decoding; --temperature 0 is the old spelling of greedy, and a
+    temperature alone still means sampling, as the old flags did."""
+    parser = argparse.ArgumentParser()
+    add_flags(parser, cli.DECODE_DEFAULTS)
+    read = lambda *argv: from_flags(parser.parse_args(argv), cli.DECODE_DEFAULTS)  # noqa: E731
+    assert read() == cli.DECODE_DEFAULTS and read().method == "greedy"
+    assert read("--temperature", "0.8").method == "sample"
+    with caplog.at_level(logging.WARNING):
+        old = read("--method", "sample", "--temperature", "0")
+    assert old == read("--method", "greedy") and "old spelling of greedy" in caplog.text
+    flags = read("--method", "beam", "--num_samples", "2", "--stop_sequences", "\n\n").flags()
+    assert read(*flags) == read(
+        "--method", "beam", "--num_samples", "2", "--stop_sequences", "\n\n"
+    )

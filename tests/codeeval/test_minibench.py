@@ -13,7 +13,7 @@ import pytest
 
 from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval.evaluate import Evaluation, evaluate
-from t5x_xfer.codeeval.minibench import ENV_VAR, MINIBENCH_DIR, build, default_problems_dir
+from t5x_xfer.codeeval.minibench import MINIBENCH_DIR, build
 from tests.codeeval import fakes
 
 # Each language's record fields, in the order of its HumanEval-X file.
@@ -77,13 +77,21 @@ def test_fields_match_the_real_data_when_present():
         assert next(iter(real[lang])).split("/")[0] == build.TASK_PREFIX[lang]
 
 
-def test_default_problems_dir_resolution(monkeypatch, caplog, tmp_path):
-    monkeypatch.setenv(ENV_VAR, str(tmp_path / "from_env"))
-    assert default_problems_dir(str(tmp_path / "given")) == tmp_path / "given"
-    assert default_problems_dir(None) == tmp_path / "from_env"
-    monkeypatch.delenv(ENV_VAR)
+def test_one_resolver_for_where_humaneval_x_lives(monkeypatch, caplog, tmp_path):
+    """An argument, else $T5X_HUMANEVAL_X_DIR, else the caller's default: the hub (None),
+    the mini benchmark (with a warning that these are not HumanEval-X numbers) or a dir."""
+    resolve = D.humaneval_x_dir
+    monkeypatch.setenv(D.ENV_VAR, str(tmp_path / "from_env"))
+    assert resolve(str(tmp_path / "given"), default="minibench") == tmp_path / "given"
+    assert resolve(None, default="minibench") == tmp_path / "from_env"
+    assert resolve(None) == tmp_path / "from_env"
+    monkeypatch.delenv(D.ENV_VAR)
+    assert resolve(None) is None  # the hub
+    assert resolve("minibench") == MINIBENCH_DIR
+    assert resolve("", default=tmp_path / "dflt") == tmp_path / "dflt"
+    assert "NOT HumanEval-X" not in caplog.text
     with caplog.at_level(logging.WARNING):
-        assert default_problems_dir(None) == MINIBENCH_DIR
+        assert resolve(None, default="minibench") == MINIBENCH_DIR
     assert "NOT HumanEval-X numbers" in caplog.text
 
 

@@ -12,7 +12,7 @@ import pytest
 from t5x_xfer import evaluate_code as cli
 from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval import languages as L
-from t5x_xfer.codeeval import report
+from t5x_xfer.codeeval import results
 from t5x_xfer.codeeval import sandbox as sb
 from tests.codeeval import fakes
 
@@ -20,18 +20,18 @@ from tests.codeeval import fakes
 @pytest.mark.parametrize("n,c,k", [(1, 0, 1), (1, 1, 1), (5, 2, 1), (10, 3, 5), (20, 0, 10)])
 def test_pass_at_k_matches_closed_form(n: int, c: int, k: int) -> None:
     expected = 1 - math.comb(n - c, k) / math.comb(n, k)
-    assert report.pass_at_k(n, c, k) == pytest.approx(expected)
+    assert results.pass_at_k(n, c, k) == pytest.approx(expected)
 
 
 def test_pass_at_k_on_hand_made_counts() -> None:
-    assert report.pass_at_k(200, 200, 100) == 1.0
-    assert report.pass_at_k(200, 0, 1) == 0.0
-    means = report.mean_pass_at_k([(10, 1), (10, 0), (12, 6)])
+    assert results.pass_at_k(200, 200, 100) == 1.0
+    assert results.pass_at_k(200, 0, 1) == 0.0
+    means = results.mean_pass_at_k([(10, 1), (10, 0), (12, 6)])
     assert set(means) == {"pass@1", "pass@10"}  # pass@100 needs n >= 100 everywhere
     assert means["pass@1"] == pytest.approx((0.1 + 0 + 0.5) / 3)
     assert means["pass@10"] == pytest.approx((1.0 + 0 + 1 - math.comb(6, 10) / 66) / 3)
     with pytest.raises(ValueError, match="pass@10 needs at least 10"):
-        report.pass_at_k(5, 1, 10)
+        results.pass_at_k(5, 1, 10)
 
 
 def test_summary_excludes_known_defects_separately() -> None:
@@ -40,12 +40,12 @@ def test_summary_excludes_known_defects_separately() -> None:
         {"task_id": "Go/95", "language": "go", "passed": False, "status": "failed"},
     ]
     rows[1].update(known_defect="flaky", known_defect_note="map order")
-    s = report.summarize(rows)
+    s = results.summarize(rows)
     assert s["languages"]["go"]["pass_at_k"]["pass@1"] == 0.5
     assert s["languages"]["go"]["pass_at_k_excluding_known_defects"]["pass@1"] == 1.0
     assert s["known_defects"][0]["task_id"] == "Go/95"
     s["sandbox"] = {"tier": "bwrap+uid", "detail": "x"}
-    assert "bwrap+uid" in report.markdown(s) and "Go/95 (flaky)" in report.markdown(s)
+    assert "bwrap+uid" in results.markdown(s) and "Go/95 (flaky)" in results.markdown(s)
 
 
 def test_environment_errors_are_not_model_failures() -> None:
@@ -64,7 +64,7 @@ def test_environment_errors_are_not_model_failures() -> None:
             "status": "environment_error",
         },
     ]
-    s = report.summarize(rows)["languages"]["js"]
+    s = results.summarize(rows)["languages"]["js"]
     assert s["pass_at_k"] == {"pass@1": 1.0} and s["problems"] == 1
     assert s["statuses"]["environment_error"] == 2
 

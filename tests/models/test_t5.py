@@ -10,7 +10,7 @@ import pytest
 from t5x_xfer.models import EncoderDecoderModel
 from t5x_xfer.models.losses import cross_entropy_with_logits
 from t5x_xfer.models.t5 import relative_position_bucket
-from tests.helpers import padded_batch, tiny_config
+from t5x_xfer.testing.fakes import padded_batch, tiny_config
 
 LOGICAL_AXES = {"vocab", "embed", "heads", "kv", "mlp", "relpos_buckets"}
 

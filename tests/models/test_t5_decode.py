@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from t5x_xfer.models import T5, EncoderDecoderModel
-from tests.helpers import TINY_HF_CONFIGS, padded_batch, tiny_config
+from t5x_xfer.testing.fakes import TINY_HF_CONFIGS, padded_batch, tiny_config
 
 
 def _step_by_step(model: EncoderDecoderModel, params, batch, length: int) -> jax.Array:

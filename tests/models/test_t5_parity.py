@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from t5x_xfer import hf
-from t5x_xfer.models import EncoderDecoderModel
-from tests.helpers import TINY_HF_CONFIGS, make_hf_model, padded_batch
+from t5x_xfer.testing.fakes import TINY_HF_CONFIGS, make_hf_model, padded_batch
 
 torch = pytest.importorskip("torch", reason="parity tests need torch (the test extra)")
 
@@ -16,7 +15,8 @@ torch = pytest.importorskip("torch", reason="parity tests need torch (the test e
 @pytest.mark.parametrize("kind", sorted(TINY_HF_CONFIGS))
 def test_logits_match_transformers_with_padding(kind, tmp_path):
     hf_model = make_hf_model(kind, tmp_path / kind)
-    cfg, params, _ = hf.load_hf(str(tmp_path / kind))
+    model, params, _ = hf.load_hf(str(tmp_path / kind))
+    cfg = model.config
     batch = padded_batch(cfg.vocab_size, enc_lengths=[30, 17, 5], dec_lengths=[12, 26, 3])
     with torch.no_grad():
         expected = hf_model(
@@ -25,7 +25,7 @@ def test_logits_match_transformers_with_padding(kind, tmp_path):
             decoder_input_ids=torch.tensor(batch["decoder_input_tokens"], dtype=torch.long),
             decoder_attention_mask=torch.tensor(batch["decoder_mask"], dtype=torch.long),
         ).logits.numpy()
-    ours = np.asarray(jax.jit(EncoderDecoderModel(cfg).logits)(params, batch))
+    ours = np.asarray(jax.jit(model.logits)(params, batch))
     assert ours.shape == expected.shape
     np.testing.assert_allclose(ours, expected, atol=1e-4, rtol=0)
 
@@ -33,8 +33,8 @@ def test_logits_match_transformers_with_padding(kind, tmp_path):
 def test_packed_segments_equal_separate_examples(tmp_path):
     """Two examples packed in one row give the logits they give alone (segment masks)."""
     make_hf_model("codet5p", tmp_path / "m")
-    cfg, params, _ = hf.load_hf(str(tmp_path / "m"))
-    model = EncoderDecoderModel(cfg)
+    model, params, _ = hf.load_hf(str(tmp_path / "m"))
+    cfg = model.config
     a = padded_batch(cfg.vocab_size, [7], [5], seed=1)
     b = padded_batch(cfg.vocab_size, [9], [4], seed=2)
     cat = lambda k: np.concatenate([a[k], b[k]], axis=1)  # noqa: E731

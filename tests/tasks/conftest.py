@@ -9,7 +9,7 @@ import pytest
 import seqio
 
 from t5x_xfer import tasks
-from t5x_xfer.tasks import testing
+from t5x_xfer.testing import task_sources as testing
 
 
 @pytest.fixture(scope="session")

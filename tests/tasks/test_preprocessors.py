@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from t5x_xfer.tasks import preprocessors as pp
-from t5x_xfer.tasks import testing
+from t5x_xfer.testing import task_sources as testing
 
 
 def run(preprocessor, records: list[dict[str, Any]], **kwargs: Any) -> list[dict[str, Any]]:

@@ -10,7 +10,8 @@ import seqio
 
 from t5x_xfer import tasks
 from t5x_xfer.gin_utils import REPO_ROOT
-from t5x_xfer.tasks import sources, testing
+from t5x_xfer.tasks import sources
+from t5x_xfer.testing import task_sources as testing
 
 SHIPPED_HUMANEVAL_X = REPO_ROOT.parent / "shared" / "data" / "humaneval-x"
 

@@ -1,4 +1,9 @@
-"""Shared fakes for the tests: tiny Hugging Face T5 models made locally with transformers."""
+"""Shared fakes for the model tests: tiny Hugging Face T5 models made locally with transformers,
+random padded batches, our tiny configs, and a tiny orbax checkpoint with a tokenizer.
+
+torch and transformers are optional test dependencies: they are imported inside the functions
+that need them, so importing this module does not require them.
+"""
 
 from __future__ import annotations
 
@@ -122,14 +127,14 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
     tokenizer (pad 0, eos 2) in hf_assets, as import_hf leaves a real one."""
     import jax
 
-    from t5x_xfer import checkpoints, hf
+    from t5x_xfer import checkpoints
     from t5x_xfer.models import EncoderDecoderModel
     from t5x_xfer.vocabularies import train_byte_level_bpe
 
-    assets = directory / hf.ASSETS_DIR
+    assets = directory / checkpoints.ASSETS_DIR
     assets.mkdir(parents=True)
     train_byte_level_bpe(SNIPPETS * 4, assets / "tokenizer.json", vocab_size=320)
-    cfg = tiny_config("codet5p", vocab_size=320, dropout_rate=0.0)
-    params = EncoderDecoderModel(cfg).init_params(jax.random.PRNGKey(seed))
-    checkpoints.save(directory, params, cfg)
+    model = EncoderDecoderModel(tiny_config("codet5p", vocab_size=320, dropout_rate=0.0))
+    params = model.init_params(jax.random.PRNGKey(seed))
+    checkpoints.save(directory, params, model)
     return directory

@@ -1,0 +1,220 @@
+"""Rendering the report dict: markdown (statements, verdicts, per-language tables) and PNG plots.
+
+Pure functions of the dict that ``build_report`` returns, so the files can be re-rendered from
+``report.json`` without the evaluation outputs. matplotlib is imported only when plotting.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from t5x_xfer.arms import ALL10, BASELINE, CNN, NLU9_MIXTURE, NLU_ARMS
+from t5x_xfer.report.stats import metric_name
+
+
+def _pct(x: float | None) -> str:
+    """A pass@k in percent with two decimals; None (no value) as an empty table cell."""
+    return "" if x is None else f"{100 * x:.2f}"
+
+
+def _pp(x: float) -> str:
+    """Percentage points with a sign: 0.0213 -> '+2.13'."""
+    return f"{100 * x:+.2f}"
+
+
+def describe(cmp: Mapping[str, Any] | None) -> str:
+    """A comparison in words, for tables and verdicts: "+2.13 pp [-0.50, +4.80]" or why n/a.
+
+    >>> describe({"available": True, "diff": 0.0213, "low": -0.005, "high": 0.048})
+    '+2.13 pp [-0.50, +4.80]'
+    >>> describe({"available": False, "reason": "share no seed"})
+    'n/a (share no seed)'
+    """
+    if not cmp or not cmp.get("available"):
+        return "n/a" if not cmp else f"n/a ({cmp['reason']})"
+    text = f"{_pp(cmp['diff'])} pp [{_pp(cmp['low'])}, {_pp(cmp['high'])}]"
+    return text + (f" (paired seeds {cmp['seeds']} only)" if "note" in cmp else "")
+
+
+def markdown(report: Mapping[str, Any], plots: Mapping[str, str] | None = None) -> str:
+    """The report as markdown: statements, verdicts, then per language the arm and CNN tables."""
+    lines = _header(report)
+    if report["statements"]:
+        lines += ["## Statements", ""] + [f"- {s}" for s in report["statements"]] + [""]
+    lines += [f"## Verdicts ({report['primary_metric']})", ""]
+    lines += [f"- {e['verdict']['text']}" for e in report["per_language"].values()]
+    lines += _best_nlu_section(report["best_nlu"])
+    ks = [metric_name(k) for k in report["ks"]]
+    for lang, entry in report["per_language"].items():
+        plot = (plots or {}).get(lang)
+        lines += _language_section(lang, entry, ks, report["best_nlu"]["arm"], plot)
+    lines += ["", "## Method", ""] + [f"- {n}" for n in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _header(report: Mapping[str, Any]) -> list[str]:
+    """Title and the reading instructions: arms with their seed counts, units and method."""
+    seeds = ", ".join(f"{a} ({len(s)})" for a, s in report["seeds"].items())
+    return [
+        "# Intermediate-task training and zero-shot HumanEval-X: report",
+        "",
+        f"Arms (seeds): {seeds}.",
+        "",
+        f"pass@k in percent; differences in percentage points (pp) with "
+        f"{int(100 * report['confidence'])}% paired bootstrap intervals "
+        f"({report['n_resamples']} resamples, seed {report['bootstrap_seed']}); "
+        + (
+            "known defects of the data excluded."
+            if report["exclude_known_defects"]
+            else "known defects of the data included (as in published pass@k)."
+        ),
+        "",
+    ]
+
+
+def _best_nlu_section(best: Mapping[str, Any]) -> list[str]:
+    """Which NLU arm CNN/DailyMail is held against, and why that choice is conservative."""
+    lines = ["", "## Best NLU arm", ""]
+    if best["arm"] is None:
+        return [*lines, f"None: {best['reason']}."]
+    scores = ", ".join(f"{a} {_pct(v)}" for a, v in best["scores"].items())
+    return [
+        *lines,
+        f"**{best['arm']}**, by mean {best['metric']} over {', '.join(best['languages'])} "
+        f"({scores}).",
+        "",
+        "Choosing the best arm on the same data it is then compared on biases that comparison "
+        "in the NLU arm's favour; that is the conservative direction for the claim that "
+        "CNN/DailyMail helps more.",
+    ]
+
+
+def _language_section(
+    lang: str, entry: Mapping[str, Any], ks: list[str], best: str | None, plot: str | None
+) -> list[str]:
+    """One language: problem counts, the arms against the baseline, CNN/DailyMail against each
+    NLU arm, then the plot; a language without any pass@k gets one line (and no plot link)."""
+    title = lang + ("" if entry["zero_shot"] else " (target language, not zero-shot)")
+    lines = ["", f"## {title}", ""]
+    available = [m for m in ks if entry["metrics"][m].get("available")]
+    if not available:
+        return [*lines, "No pass@k available."]
+    counts = ", ".join(f"{m}: {entry['metrics'][m]['problems']}" for m in available)
+    lines += [f"Problems: {counts}.", ""]
+    lines += _arm_table(entry, available)
+    rows = []
+    for m in available:
+        for arm, cmp in (entry["metrics"][m].get("cnn_vs_nlu") or {}).items():
+            tag = " (best)" if arm == best else ""
+            verdict = cmp["verdict"] if cmp.get("available") else ""
+            rows.append(f"| {m} | {arm}{tag} | {describe(cmp)} | {verdict} |")
+    if rows:
+        lines += [
+            "",
+            f"{CNN} minus each NLU arm:",
+            "",
+            "| metric | NLU arm | Δ (pp) [CI] | CI |",
+            "|---|---|---|---|",
+            *rows,
+        ]
+    if plot:
+        lines += ["", f"![{lang}]({plot})"]
+    return lines
+
+
+def _arm_table(entry: Mapping[str, Any], available: list[str]) -> list[str]:
+    """Per arm and metric: mean, the per-seed values, and the difference to the baseline."""
+    head = ["arm", "seeds"]
+    for m in available:
+        head += [f"{m}", f"{m} per seed", f"Δ{m} vs {BASELINE}", "CI"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for arm in entry["arms"]:
+        cells = [arm, str(len(entry["seeds"][arm]))]
+        for m in available:
+            stats = entry["metrics"][m]["arms"][arm]
+            cmp = (entry["metrics"][m].get("vs_baseline") or {}).get(arm)
+            cells += [
+                _pct(stats["mean"]),
+                " ".join(_pct(v) for v in stats["per_seed"].values()),
+                describe(cmp) if cmp else "",
+                cmp["verdict"] if cmp and cmp.get("available") else "",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+_COLOURS = {BASELINE: "#7f7f7f", CNN: "#d62728", NLU9_MIXTURE: "#17becf", ALL10: "#9467bd"}
+
+
+def _colour(arm: str) -> str:
+    """The arm's bar colour: one per special arm, one shared by the NLU tasks, one for others."""
+    return _COLOURS.get(arm, "#1f77b4" if arm in NLU_ARMS else "#bcbd22")
+
+
+def plot_language(report: Mapping[str, Any], language: str) -> bytes:
+    """A PNG for one language: left, primary-metric pass@k per arm (bar = mean over seeds, dots =
+    seeds, dashed line = baseline); right, the difference to the baseline with its 95% CI, so
+    both the spread over seeds and the paired uncertainty are visible at a glance."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    metric = report["primary_metric"]
+    entry = report["per_language"][language]
+    m_entry = entry["metrics"][metric]
+    arms = entry["arms"]
+    fig = Figure(figsize=(11, 0.45 * len(arms) + 1.6))
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(arms))[::-1]
+    title = language + ("" if entry["zero_shot"] else " (target language)")
+    if m_entry.get("available"):
+        _plot_arms(left, y, arms, m_entry["arms"])
+        _plot_differences(right, y, arms, m_entry.get("vs_baseline") or {})
+    else:
+        left.text(0.5, 0.5, f"{metric} not available", transform=left.transAxes, ha="center")
+    best = report["best_nlu"]["arm"]
+    left.set_yticks(y, [f"{a} (best NLU)" if a == best else a for a in arms])
+    left.set_xlabel(f"{metric} (%)   bar: mean over seeds, dots: seeds")
+    right.set_xlabel(f"Δ{metric} vs {BASELINE} (pp), 95% paired bootstrap CI")
+    left.set_title(f"HumanEval-X {title}: {metric}")
+    right.set_title("difference to the baseline")
+    for ax in (left, right):
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def _plot_arms(ax: Any, y: np.ndarray, arms: list[str], stats: Mapping[str, Any]) -> None:
+    """Bars of the mean over seeds, a dot per seed, and the baseline's mean as a dashed line."""
+    means = [100 * stats[a]["mean"] for a in arms]
+    ax.barh(y, means, color=[_colour(a) for a in arms], alpha=0.75)
+    if BASELINE in stats:
+        ax.axvline(100 * stats[BASELINE]["mean"], color="black", ls="--", lw=0.8)
+    top = max([1.0, *means])
+    for yi, arm in zip(y, arms, strict=True):
+        points = [100 * v for v in stats[arm]["per_seed"].values()]
+        ax.scatter(points, [yi] * len(points), color="black", s=12, zorder=3)
+        top = max([top, *points])
+    ax.set_xlim(0, min(100.0, top * 1.1))  # a readable axis even when all are 0
+
+
+def _plot_differences(ax: Any, y: np.ndarray, arms: list[str], vs: Mapping[str, Any]) -> None:
+    """Each arm's difference to the baseline with its CI, around a line at zero."""
+    for yi, arm in zip(y, arms, strict=True):
+        cmp = vs.get(arm)
+        if not cmp or not cmp.get("available"):
+            continue
+        d, lo, hi = 100 * cmp["diff"], 100 * cmp["low"], 100 * cmp["high"]
+        ax.errorbar(d, yi, xerr=[[d - lo], [hi - d]], fmt="o", color=_colour(arm), capsize=3)
+    ax.axvline(0, color="black", lw=0.8)
+    lo_x, hi_x = ax.get_xlim()
+    if hi_x - lo_x < 1.0:  # all differences ~0: show +-1 pp rather than float noise
+        ax.set_xlim(-1.0, 1.0)
+    if not vs:
+        ax.text(0.5, 0.5, f"no {BASELINE} arm", transform=ax.transAxes, ha="center")

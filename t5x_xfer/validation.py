@@ -1,0 +1,127 @@
+"""Evaluation during training: teacher-forced loss and accuracy on the validation split, and
+the tasks' own seqio metrics (accuracy, SQuAD F1, ROUGE...) on greedy decodes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from t5x_xfer import partitioning
+from t5x_xfer import trainer as trainer_lib
+from t5x_xfer.decoding import DecodeSettings
+from t5x_xfer.models import BaseModel
+from t5x_xfer.tasks.batches import get_dataset, pad_batch, to_numpy
+
+
+def make_evaluator(
+    model: BaseModel,
+    mesh: Any,
+    name: str,
+    lengths: Mapping[str, int],
+    per_host: int,
+    split: str,
+    eval_steps: int,
+    infer_examples: int,
+    seed: int,
+    loss_opts: trainer_lib.LossOptions,
+) -> Callable[[Any], dict[str, float]]:
+    """A function params -> eval metrics: teacher-forced loss/accuracy over ``eval_steps``
+    batches of ``split``, plus seqio metrics of greedy predictions on ``infer_examples``."""
+    b_sharding = partitioning.batch_sharding(mesh)
+    eval_step = jax.jit(
+        trainer_lib.make_eval_step(model, loss_opts), in_shardings=(None, b_sharding)
+    )
+    shard = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
+
+    def evaluate(params: Any) -> dict[str, float]:
+        ds = get_dataset(
+            name,
+            model.feature_converter(pack=True),
+            lengths,
+            split,
+            per_host,
+            shuffle=False,
+            seed=seed,
+            num_epochs=1,
+            **shard,
+        )
+        sums = None
+        for i, batch in enumerate(ds):
+            if i >= eval_steps:
+                break
+            b = partitioning.global_batch(pad_batch(to_numpy(batch), per_host), mesh)
+            m = eval_step(params, b)
+            sums = m if sums is None else jax.tree.map(jnp.add, sums, m)
+        if sums is None:
+            raise ValueError(f"{name}: split {split!r} is empty")
+        out = trainer_lib.summarize_metrics(jax.device_get(sums))
+        if infer_examples:
+            out.update(
+                seqio_metrics(
+                    model,
+                    params,
+                    name,
+                    lengths,
+                    batch_size=per_host,
+                    num_examples=infer_examples,
+                    split=split,
+                    seed=seed,
+                )
+            )
+        return out
+
+    return evaluate
+
+
+def seqio_metrics(
+    model: BaseModel,
+    params: Any,
+    name: str,
+    lengths: Mapping[str, int],
+    batch_size: int,
+    num_examples: int,
+    split: str,
+    seed: int,
+) -> dict[str, float]:
+    """The tasks' own metrics on greedy decodes (as long as the targets), via seqio."""
+    import seqio
+
+    evaluator = seqio.Evaluator(
+        mixture_or_task_name=name,
+        feature_converter=model.feature_converter(pack=False),
+        eval_split=split,
+        use_cached=False,
+        seed=seed,
+        sequence_length=dict(lengths),
+        num_examples=num_examples,
+        logger_cls=(),
+    )
+    if not evaluator.eval_tasks:
+        return {}
+    greedy = DecodeSettings(method="greedy", max_length=None)
+    predict_jit = jax.jit(lambda p, b: model.predict_batch(p, b, greedy)[0])
+
+    def predict_fn(ds: Any) -> list[tuple[int, list[int]]]:
+        out = []
+        for chunk in ds.batch(batch_size):
+            index, feats = chunk
+            feats = to_numpy(feats)
+            n = len(index)
+            tokens = np.asarray(predict_jit(params, pad_batch(feats, batch_size)))[:n, 0]
+            out += [(int(i), t.tolist()) for i, t in zip(np.asarray(index), tokens, strict=True)]
+        return out
+
+    all_metrics, _ = evaluator.evaluate(compute_metrics=True, predict_fn=predict_fn)
+    results = all_metrics.result() if hasattr(all_metrics, "result") else all_metrics
+    flat = {}
+    for task, metrics in results.items():
+        for key, value in metrics.items():
+            v = getattr(value, "value", value)
+            if isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)):
+                flat[f"{task}/{key}"] = float(v)
+    return flat
