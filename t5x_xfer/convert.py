@@ -7,11 +7,10 @@ python -m t5x_xfer.convert export_hf --checkpoint CKPT --out DIR
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
-from t5x_xfer import hf
-from t5x_xfer.models.config import DTYPES
+from t5x_xfer import hf, logs
+from t5x_xfer.models import DTYPES
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="copy tokenizer files from here (default: those saved at import)",
     )
+    logs.add_verbose_flag(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup(args.verbose)
     try:
         if args.command == "import_hf":
             out = hf.import_hf(hf_dir=args.hf_dir, out=args.out, dtype=args.dtype)

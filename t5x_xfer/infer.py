@@ -39,7 +39,7 @@ from t5x_xfer import checkpoints, decoding, gin_utils, logs
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.io_utils import iter_jsonl, write_atomic, write_json_atomic
-from t5x_xfer.models.config import DTYPES
+from t5x_xfer.models import DTYPES
 
 log = logging.getLogger("t5x_xfer.infer")
 

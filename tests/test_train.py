@@ -134,6 +134,8 @@ def test_exact_resume_after_sigkill(setup):
     whole = setup["root"] / "whole"
     proc = _launch(setup, whole)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    stderr = proc.stderr.read()
+    assert "oneDNN" not in stderr and "cuda drivers" not in stderr, stderr[-2000:]  # quiet
 
     killed = setup["root"] / "killed"
     proc = _launch(setup, killed)

@@ -23,6 +23,7 @@ MINIBENCH = "minibench"  # names the project's mini benchmark wherever a directo
 SHARED_COPY = Path(__file__).resolve().parents[3] / "shared" / "data" / "humaneval-x"
 
 log = logging.getLogger(__name__)
+_warned: list[str] = []
 
 
 def humaneval_x_dir(
@@ -44,7 +45,8 @@ def humaneval_x_dir(
             return Path(choice).expanduser()
         from t5x_xfer.codeeval.minibench import MINIBENCH_DIR, num_problems
 
-        if choice is default:
+        if choice is default and not _warned:
+            _warned.append(MINIBENCH)  # once per process: the grid driver asks once per arm
             log.warning(
                 "No HumanEval-X directory given (argument or $%s): using the project's mini "
                 "benchmark at %s (%d problems per language in HumanEval-X format). Its pass@k "

@@ -12,7 +12,8 @@ registers itself in ``t5x_xfer.models.registry``. The wrapper supplies:
 - training: ``logits`` (from which ``loss_fn`` and ``score_batch`` follow) and the analytic
   training FLOPs per example for MFU;
 - decoding: ``predict_batch`` with :class:`t5x_xfer.decoding.DecodeSettings`;
-- its Hugging Face mapping (``hf_mapping()``: a module under ``t5x_xfer/hf/``).
+- its Hugging Face mapping (``hf_mapping()``: the family's ``models/<family>_hf.py``, which
+  ``t5x_xfer.hf`` reads for import and export).
 
 Batches are what the family's feature converter produces; the targets are always
 ``decoder_target_tokens`` with ``decoder_loss_weights`` (as in seqio's converters).
@@ -37,6 +38,8 @@ Array = jax.Array
 Params = Any
 Batch = Mapping[str, Array]
 
+# Compute dtypes every family supports (parameters are always float32).
+DTYPES = ("float32", "bfloat16")
 # Config fields that change how a model runs, not what its parameters are: a checkpoint made
 # with other values of these still fits the model.
 RUNTIME_FIELDS = ("dropout_rate", "dtype")

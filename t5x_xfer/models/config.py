@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from t5x_xfer.models.base import DTYPES
+
 FEED_FORWARD_PROJ = ("relu", "gelu", "silu", "gated-gelu", "gated-relu", "gated-silu")
-DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

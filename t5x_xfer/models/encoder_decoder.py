@@ -36,9 +36,9 @@ class EncoderDecoderModel(BaseModel):
 
     @classmethod
     def hf_mapping(cls) -> ModuleType:
-        from t5x_xfer.hf import t5
+        from t5x_xfer.models import t5_hf
 
-        return t5
+        return t5_hf
 
     def feature_converter(self, pack: bool = True) -> Any:
         import seqio

@@ -35,17 +35,31 @@ summarization records), ``ccg`` (CCGbank derivations), ``code_problems`` (MBPP p
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from t5x_xfer.testing.smoke_data.tokenizer import task_texts, train_tokenizer
-from t5x_xfer.testing.smoke_data.writers import (
-    FORMAT_VERSION,
-    NOTE,
-    STAMP,
-    is_complete,
-    write_smoke_data,
-)
+from t5x_xfer import logs
+
+# Public names, loaded on first use (PEP 562): the writers import seqio and TensorFlow, which
+# the binary imports only after it has set up (quiet) logging.
+_LAZY = {
+    "FORMAT_VERSION": "writers",
+    "NOTE": "writers",
+    "STAMP": "writers",
+    "is_complete": "writers",
+    "write_smoke_data": "writers",
+    "task_texts": "tokenizer",
+    "train_tokenizer": "tokenizer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT_VERSION",
@@ -63,8 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m t5x_xfer.testing.smoke_data`` (and ``t5x-xfer smoke_data``): write the data
     (kept when already complete), then the tokenizer if ``--tokenizer`` is given."""
     parser = argparse.ArgumentParser(
+        prog="python -m t5x_xfer.testing.smoke_data",
         description="Write the smoke data directory (small generated datasets in every task's "
-        "source format) for t5x_xfer.tasks.register_all."
+        "source format) for t5x_xfer.tasks.register_all.",
     )
     parser.add_argument("--out", required=True, type=Path, help="the data_dir to write")
     parser.add_argument("--n_train", type=int, default=256, help="records per train split")
@@ -72,7 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tokenizer", type=Path, help="also train a BPE tokenizer.json here")
     parser.add_argument("--vocab_size", type=int, default=512, help="for --tokenizer")
+    logs.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    logs.setup(args.verbose, tensorflow=True)
+    from t5x_xfer.testing.smoke_data.tokenizer import train_tokenizer
+    from t5x_xfer.testing.smoke_data.writers import NOTE, is_complete, write_smoke_data
+
     done = is_complete(args.out.expanduser().absolute(), args.n_train, args.n_validation, args.seed)
     root = write_smoke_data(
         args.out, n_train=args.n_train, n_validation=args.n_validation, seed=args.seed

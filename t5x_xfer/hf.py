@@ -1,8 +1,8 @@
 """Hugging Face import and export (config.json + safetensors), for every model family.
 
 The family comes from ``config.json``'s ``model_type`` (import) or from the checkpoint's family
-tag (export); each family's mapping module (``t5x_xfer/hf/<family>.py``, reached through the
-model wrapper's ``hf_mapping()``) holds its config translation and one weight table that both
+tag (export); each family's mapping module (``t5x_xfer/models/<family>_hf.py``, reached through
+the model wrapper's ``hf_mapping()``) holds its config translation and one weight table that both
 directions read. Import accepts a local directory or, for real users, a hub id (downloaded
 with huggingface_hub). Export writes what transformers' ``from_pretrained`` loads with no
 missing or unexpected keys, plus the tokenizer files kept with the checkpoint.
@@ -27,10 +27,6 @@ from t5x_xfer import checkpoints
 from t5x_xfer.models import BaseModel, registry
 
 log = logging.getLogger(__name__)
-
-# Where these live is the run directory's business (checkpoints); kept here for callers.
-ASSETS_DIR = checkpoints.ASSETS_DIR
-TOKENIZER_FILES = checkpoints.TOKENIZER_FILES
 
 
 def _set(tree: dict[str, Any], path: tuple[str, ...], value: np.ndarray) -> None:
@@ -116,7 +112,8 @@ def resolve_hf_dir(hf_dir: str) -> Path:
     from huggingface_hub import snapshot_download
 
     log.info("downloading %s from the Hugging Face hub", hf_dir)
-    patterns = ["config.json", "*.safetensors", "*.safetensors.index.json", *TOKENIZER_FILES]
+    patterns = ["config.json", "*.safetensors", "*.safetensors.index.json"]
+    patterns += list(checkpoints.TOKENIZER_FILES)
     local = snapshot_download(hf_dir, allow_patterns=patterns)
     if not any(Path(local).glob("*.safetensors")):
         local = snapshot_download(hf_dir, allow_patterns=[*patterns, "pytorch_model*.bin*"])
@@ -197,7 +194,8 @@ def import_hf(*, hf_dir: str, out: str, dtype: str = "float32") -> Path:
     """Hugging Face model dir or hub id -> orbax checkpoint (step 0) with the model config."""
     model, params, local = load_hf(hf_dir, dtype)
     step_dir = checkpoints.save(out, params, model, step=0)
-    found = checkpoints.copy_tokenizer_files(local, checkpoints.as_path(out) / ASSETS_DIR)
+    assets = checkpoints.as_path(out) / checkpoints.ASSETS_DIR
+    found = checkpoints.copy_tokenizer_files(local, assets)
     log.info("imported %s -> %s (tokenizer files: %s)", hf_dir, step_dir, found or "none")
     return step_dir
 
@@ -208,9 +206,9 @@ def export_hf(*, checkpoint: str, out: str, tokenizer_dir: str | None = None) ->
     model = checkpoints.load_model(checkpoint)
     params = checkpoints.load_params(checkpoint)
     path = save_hf(out, params, model, f"checkpoint {root / str(step)}")
-    source = Path(tokenizer_dir) if tokenizer_dir else root / ASSETS_DIR
+    source = Path(tokenizer_dir) if tokenizer_dir else root / checkpoints.ASSETS_DIR
     if source.is_dir():
-        for name in TOKENIZER_FILES:
+        for name in checkpoints.TOKENIZER_FILES:
             if (source / name).is_file():
                 shutil.copy2(source / name, path / name)
     log.info("exported %s step %d -> %s", root, step, path)

@@ -1,8 +1,8 @@
 """The T5 family's Hugging Face mapping (T5ForConditionalGeneration, MT5ForConditionalGeneration).
 
 One table (:func:`weight_table`) lists every parameter with its Hugging Face name and layout
-transform; import and export both read it (through ``t5x_xfer.hf``), so the two directions
-cannot drift apart.
+transform; import and export both read it (through ``t5x_xfer.hf``, which reaches it as
+``EncoderDecoderModel.hf_mapping()``), so the two directions cannot drift apart.
 """
 
 from __future__ import annotations

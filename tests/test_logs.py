@@ -1,0 +1,37 @@
+"""Quiet by default: a binary's stderr holds no TensorFlow/CUDA start-up lines unless asked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Lines TensorFlow, absl and CUDA print at start-up on a machine without a GPU.
+NOISE = ("oneDNN custom operations", "cuda drivers", "absl::InitializeLog", "cuInit")
+
+
+def _run(tmp_path: Path, name: str, verbose: bool) -> str:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("T5X_XFER_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    if verbose:
+        env["T5X_XFER_VERBOSE"] = "1"
+    argv = [sys.executable, "-m", "t5x_xfer.testing.smoke_data", "--out", str(tmp_path / name)]
+    argv += ["--n_train", "4", "--n_validation", "2"]
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wrote smoke data" in proc.stdout  # the project's own result still shows
+    return proc.stderr
+
+
+def test_binaries_are_quiet_unless_verbose(tmp_path):
+    quiet = _run(tmp_path, "quiet", verbose=False)
+    assert not [n for n in NOISE if n in quiet], quiet[-2000:]
+    verbose = _run(tmp_path, "verbose", verbose=True)
+    if not any(n in verbose for n in NOISE):
+        pytest.skip("TensorFlow printed no start-up lines here even when verbose: nothing to hide")
+    assert any(n in verbose for n in NOISE)
