@@ -9,7 +9,8 @@
 #   --dry-run            print every command (the plan) instead of running it
 #   --humaneval_x_dir D  evaluate on a local HumanEval-X copy (default: $T5X_HUMANEVAL_X_DIR,
 #                        else the project's mini benchmark)
-#   extra args go to the grid driver, e.g. --gin.Grid.num_samples=4 --root runs/other
+#   extra args go to the grid driver, e.g. --gin.DecodeSettings.num_samples=4 --root runs/other,
+#   or --verbose (library start-up lines too; also T5X_XFER_VERBOSE=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dry_run=0
