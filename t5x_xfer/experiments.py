@@ -382,6 +382,27 @@ def report(grid: Grid, root: str | None = None) -> dict[str, Any]:
     )
 
 
+def _command(args: argparse.Namespace, grid: Grid, root: str | None) -> None:
+    """One of plan, run, status, report for one grid."""
+    for name in args.arms or ():
+        if name not in grid.arms:
+            raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
+    if args.command == "plan":
+        print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
+    elif args.command == "run":
+        run(grid, root, args.arms, args.seeds)
+        if not args.arms and not args.seeds:
+            print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
+    elif args.command == "status":
+        rows = status(grid, root)
+        width = max(len(r["stage"]) for r in rows)
+        for r in rows:
+            print(f"{r['stage']:<{width}}  {r['status']}")
+    else:
+        report(grid, root)
+        print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _, bindings, rest = gin_utils.split_flags(argv)
@@ -391,8 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["plan", "run", "status", "report"])
-    parser.add_argument("--grid", required=True, help="a gin/experiments/grid_*.gin file")
-    parser.add_argument("--root", help="experiment directory (default: the grid's)")
+    parser.add_argument(
+        "--grid",
+        required=True,
+        nargs="+",
+        help="gin/experiments/grid_*.gin files, done one after the other",
+    )
+    parser.add_argument(
+        "--root", help="experiment directory (default: the grid's; with several grids, ROOT/<name>)"
+    )
     parser.add_argument("--arms", nargs="+", help="only these arms (run)")
     parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (run)")
     parser.add_argument("--launcher", default="local", choices=LAUNCHERS, help="for plan")
@@ -403,24 +431,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rest)
     logs.setup(args.verbose)
     try:
-        grid = load_grid(args.grid, bindings)
-        for name in args.arms or ():
-            if name not in grid.arms:
-                raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
-        if args.command == "plan":
-            print("\n".join(plan(grid, args.root, args.launcher, args.launcher_args)))
-        elif args.command == "run":
-            run(grid, args.root, args.arms, args.seeds)
-            if not args.arms and not args.seeds:
-                print((Path(_root(grid, args.root)) / "report" / "report.md").read_text(), end="")
-        elif args.command == "status":
-            rows = status(grid, args.root)
-            width = max(len(r["stage"]) for r in rows)
-            for r in rows:
-                print(f"{r['stage']:<{width}}  {r['status']}")
-        else:
-            report(grid, args.root)
-            print((Path(_root(grid, args.root)) / "report" / "report.md").read_text(), end="")
+        grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work
+        for grid in grids:
+            root = args.root
+            if root and len(grids) > 1:
+                root = posixpath.join(root.rstrip("/"), grid.name)
+            if len(grids) > 1:
+                print(f"== grid {grid.name} ==", flush=True)
+            _command(args, grid, root)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from t5x_xfer import checkpoints
@@ -58,7 +59,9 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], model: BaseModel, source: st
     """Our param tree from Hugging Face tensors; every shape is checked against the config."""
     mapping, cfg = model.hf_mapping(), model.config
     tensors = mapping.prepare_tensors(tensors, cfg, source)
-    expected = checkpoints.shape_tree(model.abstract_params())
+    expected = checkpoints.shape_tree(  # per layer, as the table lists them
+        jax.eval_shape(lambda: model.unstack_layers(model.init_params(jax.random.PRNGKey(0))))
+    )
     params: dict[str, Any] = {}
     used = set()
     for path, key, kind in mapping.weight_table(cfg):
@@ -82,12 +85,13 @@ def hf_to_params(tensors: Mapping[str, np.ndarray], model: BaseModel, source: st
             model.family,
             unused[:5],
         )
-    return params
+    return model.stack_layers(params)
 
 
 def params_to_hf(params: Mapping[str, Any], model: BaseModel) -> dict[str, np.ndarray]:
     """Hugging Face tensors (contiguous float32) of our params."""
     mapping, cfg = model.hf_mapping(), model.config
+    params = model.unstack_layers(params)
     return {
         key: np.ascontiguousarray(
             mapping.TRANSFORMS[kind][1](np.asarray(_get(params, path), np.float32))

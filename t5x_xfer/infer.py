@@ -93,12 +93,17 @@ def read_prompts(
     path: str | Path,
     vocab: Any,
     *,
+    model: Any,
     language: str | None,
     add_eos: bool,
     max_input_length: int | None,
 ) -> list[Prompt]:
-    """Parse and tokenise the input; errors name the file and line."""
+    """Parse and tokenise the input; errors name the file and line. A text prompt becomes the
+    ids its model family decodes from (``model.encode_prompt``: T5 appends EOS when
+    ``add_eos``, a decoder-only model puts its start token first); ``token_ids`` are used as
+    given. Prompts longer than ``max_input_length`` keep their end, where the signature sits."""
     prompts, seen = [], {}
+    special = len(model.encode_prompt([], add_eos))
     for where, record in iter_jsonl(path, "input"):
         if "id" not in record or not isinstance(record["id"], (str, int)):
             raise ValueError(f'{where}: expected an "id" (string or integer)')
@@ -111,22 +116,21 @@ def read_prompts(
             raise ValueError(f"{where}: language {lang!r} unknown; allowed: {sorted(L.LANGUAGES)}")
         if isinstance(record.get("prompt"), str):
             ids = list(vocab.encode(record["prompt"]))
-            if add_eos:
-                ids.append(vocab.eos_id)
+            if max_input_length is not None and len(ids) + special > max_input_length:
+                ids = ids[len(ids) + special - max_input_length :]
+            ids = model.encode_prompt(ids, add_eos)
         elif isinstance(record.get("token_ids"), list) and all(
             isinstance(t, int) and t >= 0 for t in record["token_ids"]
         ):
             ids = list(record["token_ids"])  # used as given
+            if max_input_length is not None:
+                ids = ids[-max_input_length:]
         else:
             raise ValueError(
                 f'{where}: expected a string "prompt" or a list of non-negative integer "token_ids"'
             )
         if not ids:
             raise ValueError(f"{where}: the prompt has no tokens")
-        if max_input_length is not None and len(ids) > max_input_length:
-            # Keep the end, where the function signature sits (and the EOS, if appended).
-            tail = [vocab.eos_id] if "prompt" in record and add_eos else []
-            ids = ids[: len(ids) - len(tail)][-(max_input_length - len(tail)) :] + tail
         prompts.append(Prompt(record["id"], ids, lang, where))
     if not prompts:
         raise ValueError(f"input {path}: no prompts")
@@ -216,20 +220,25 @@ def _check_settings(output: Path, settings: dict[str, Any]) -> Path:
     return settings_path
 
 
-def _load_model(
-    checkpoint: str | None, hf_dir: str | None, dtype: str | None, vocab: Any, prompts: list
-) -> tuple[Any, Any]:
-    """(model, params on the device) of the checkpoint or Hugging Face dir, checked against
-    the tokenizer and prompts."""
+def _model_of(checkpoint: str | None, hf_dir: str | None, dtype: str | None) -> Any:
+    """The model (family and config, no parameters) of the checkpoint or Hugging Face dir."""
     if checkpoint is not None:
         model = checkpoints.load_model(checkpoint)
-        params = checkpoints.load_params(checkpoint)
     else:
         from t5x_xfer import hf
 
-        model, params, _ = hf.load_hf(str(hf_dir))
-    if dtype is not None:
-        model = model.replace(dtype=dtype)
+        path = hf.resolve_hf_dir(str(hf_dir)) / "config.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: a Hugging Face model dir needs it")
+        model = hf.model_from_hf(json.loads(path.read_text()), str(path))
+    return model if dtype is None else model.replace(dtype=dtype)
+
+
+def _load_params(
+    model: Any, checkpoint: str | None, hf_dir: str | None, vocab: Any, prompts: list
+) -> Any:
+    """The parameters on the device, once the tokenizer and prompts are checked against the
+    model."""
     if vocab.eos_id != model.eos_id:
         log.warning("tokenizer EOS id %d differs from the model's %d", vocab.eos_id, model.eos_id)
     too_big = [p.where for p in prompts if max(p.ids) >= model.vocab_size]
@@ -237,7 +246,13 @@ def _load_model(
         raise ValueError(
             f"{too_big[0]}: token ids exceed the model's vocab_size {model.vocab_size}"
         )
-    return model, jax.device_put(params)
+    if checkpoint is not None:
+        params = checkpoints.load_params(checkpoint)
+    else:
+        from t5x_xfer import hf
+
+        _, params, _ = hf.load_hf(str(hf_dir))
+    return jax.device_put(params)
 
 
 def infer(
@@ -260,8 +275,9 @@ def infer(
     ``batch_size`` prompts are decoded together, each with ``decode.num_samples`` samples.
     Sample j of a prompt depends only on ``decode.seed``, the prompt's id and j, not on
     batching or resuming. ``language`` is the default for lines without one;
-    ``decode.stop_sequences`` apply to every line. ``add_eos`` appends EOS to text prompts, as
-    the seqio tasks do for inputs.
+    ``decode.stop_sequences`` apply to every line. ``add_eos`` appends EOS to text prompts of
+    encoder-decoder models, as the seqio tasks do for inputs; a decoder-only model continues
+    a prompt, which starts with its start token and gets no EOS.
     """
     check_arguments(
         batch_size=batch_size, max_input_length=max_input_length, language=language, dtype=dtype
@@ -273,8 +289,14 @@ def infer(
     from t5x_xfer.vocabularies import load_vocabulary  # seqio and TensorFlow: load late
 
     vocab = load_vocabulary(tokenizer_path)
+    model = _model_of(checkpoint, hf_dir, dtype)
     prompts = read_prompts(
-        input, vocab, language=language, add_eos=add_eos, max_input_length=max_input_length
+        input,
+        vocab,
+        model=model,
+        language=language,
+        add_eos=add_eos,
+        max_input_length=max_input_length,
     )
     settings = {
         "model": model_source,
@@ -291,7 +313,7 @@ def infer(
     log.info("%d prompts, %d already complete in %s", len(prompts), len(done), output)
     if not pending:
         return InferResult(output, len(prompts), len(done), 0, 0.0)
-    model, params = _load_model(checkpoint, hf_dir, dtype, vocab, prompts)
+    params = _load_params(model, checkpoint, hf_dir, vocab, prompts)
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(settings_path, settings)
     start = time.perf_counter()

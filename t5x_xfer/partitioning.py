@@ -1,7 +1,8 @@
 """Partitioning: the device mesh, the logical-axis rules table and the shardings built from them.
 
-Model code names axes logically (batch, length, embed, mlp, heads, kv, vocab, relpos_buckets);
-this module alone maps them onto a mesh with axes ``(data, fsdp, model)``:
+Model code names axes logically (batch, length, embed, mlp, heads, kv_heads, kv, vocab,
+relpos_buckets, layers); this module alone maps them onto a mesh with axes
+``(data, fsdp, model)``:
 
 - ``data``: pure data parallelism (parameters replicated);
 - ``fsdp``: data parallelism with parameters and optimizer state sharded over their ``embed``
@@ -39,11 +40,13 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
     ("vocab", "model"),
     ("mlp", "model"),
     ("heads", "model"),
+    ("kv_heads", "model"),
     ("embed", "fsdp"),
     ("embed", None),
     ("kv", None),
     ("length", None),
     ("relpos_buckets", None),
+    ("layers", None),
 )
 
 

@@ -200,7 +200,8 @@ def train(
     the learning rate the ``optimizer`` follows (logged); ``eval_every`` > 0 runs
     teacher-forced eval on ``eval_split`` for ``eval_steps`` batches and, when
     ``infer_eval_examples`` > 0, the task's seqio metrics on that many decoded examples.
-    ``stop_after`` ends early at that step (after saving), for tests and debugging;
+    ``stop_after`` ends early at that step (after the checkpoint ``save_every`` asks for there,
+    if any), for tests and debugging;
     ``run_config`` (the effective gin config) is written to MODEL_DIR/config.gin.
     Returns the final train (and eval) metrics and where the run started from.
     """

@@ -230,7 +230,7 @@ def _fmt(metrics: Mapping[str, float]) -> str:
 @dataclasses.dataclass(frozen=True)
 class LoopOptions:
     """When the loop logs, evaluates, saves and stops (``stop_after``: end early at that
-    step, after saving, for tests and debugging)."""
+    step, after the save ``save_every`` asks for there, if any; for tests and debugging)."""
 
     train_steps: int
     log_every: int = 50

@@ -103,7 +103,7 @@ def seqio_metrics(
     )
     if not evaluator.eval_tasks:
         return {}
-    greedy = DecodeSettings(method="greedy", max_length=None)
+    greedy = DecodeSettings(method="greedy", max_length=lengths["targets"])
     predict_jit = jax.jit(lambda p, b: model.predict_batch(p, b, greedy)[0])
 
     def predict_fn(ds: Any) -> list[tuple[int, list[int]]]:

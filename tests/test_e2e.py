@@ -89,3 +89,43 @@ def test_debug_experiment_resumes_after_sigkill(tmp_path):
     for lang in ("python", "js", "cpp"):
         assert (report / f"pass_at_1_{lang}.png").stat().st_size > 0
     assert "cnn_dailymail" in (report / "report.md").read_text()
+
+
+def test_decoder_only_debug_grid_end_to_end(tmp_path):
+    """The decoder-only family through the same grid at a smaller size: both arms, both
+    stages, decoding as continuations, execution, report. About 2 minutes on 2 cores."""
+    from tests.codeeval import fakes
+
+    fakes.require_sandbox()
+    fakes.require_languages("python")
+    root = tmp_path / "decoder"
+    train = ['DATA_DIR="{root}/data"', 'TOKENIZER="{root}/tokenizer.json"', 'OPTIMIZER="adamw"']
+    target = ['MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp_completion"', "TRAIN_STEPS=8"]
+    argv = [
+        sys.executable,
+        "-m",
+        "t5x_xfer.experiments",
+        "run",
+        "--grid",
+        "gin/experiments/grid_debug_cpu_decoder.gin",
+        "--root",
+        str(root),
+        f"--gin.Grid.train_bindings={train!r}",
+        "--gin.Grid.intermediate_bindings=['TRAIN_STEPS=6']",
+        f"--gin.Grid.target_bindings={target!r}",
+        "--gin.Grid.arms=['baseline', 'cnn_dailymail']",
+        "--gin.DecodeSettings.num_samples=2",
+        "--gin.DecodeSettings.max_length=16",
+        "--gin.Grid.eval_languages=['python']",
+        "--gin.Grid.report_ks=[1]",
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "T5X_HUMANEVAL_X_DIR"}
+    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    from t5x_xfer import checkpoints
+
+    assert checkpoints.load_model(root / "cnn_dailymail" / "seed0" / "target").family == "llama"
+    samples = (root / "baseline" / "seed0" / "eval" / "samples.jsonl").read_text().splitlines()
+    assert len(samples) == 6 * 2  # the mini benchmark's six Python problems, two samples each
+    data = json.loads((root / "report" / "report.json").read_text())
+    assert data["arms"] == ["baseline", "cnn_dailymail"] and data["languages"] == ["python"]

@@ -93,3 +93,24 @@ def test_decode_settings_and_their_old_spelling(caplog):
     assert old.num_samples is None  # one place holds the value: grid.decode
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
         experiments.load_grid(FULL, ["DecodeSettings.num_samples=0"])
+
+
+def test_the_decoder_only_grid_plans_like_the_t5_grid():
+    grid = experiments.load_grid("gin/experiments/grid_qwen2_5_coder_0_5b.gin")
+    by_key = {s.key: s for s in experiments.stages(grid, "R")}
+    assert len(by_key) == 1 + 3 * (3 + 12 * 4) + 1
+    inter = shlex.join(by_key["cnn_dailymail/seed1/intermediate"].argv)
+    assert "--gin_file=gin/models/qwen2_5_coder_0_5b.gin" in inter
+    assert "'--gin.OPTIMIZER=\"adamw\"'" in inter and "--gin.NUM_MICROBATCHES=8" in inter
+    assert by_key["pretrained"].argv[-3:] == ("Qwen/Qwen2.5-Coder-0.5B", "--out", "R/pretrained")
+    assert grid.decode.num_samples == 20 and grid.decode.max_length == 512
+
+
+def test_several_grids_each_get_their_own_root(capsys):
+    grids = ["gin/experiments/grid_debug_cpu.gin", "gin/experiments/grid_debug_cpu_decoder.gin"]
+    assert experiments.main(["plan", "--grid", *grids, "--root", "R"]) == 0
+    out = capsys.readouterr().out
+    assert "== grid debug_cpu ==" in out and "== grid debug_cpu_decoder ==" in out
+    assert '"R/debug_cpu/baseline/seed0/target"' in out
+    assert '"R/debug_cpu_decoder/baseline/seed0/target"' in out
+    assert "--gin_file=gin/models/tiny_decoder.gin" in out

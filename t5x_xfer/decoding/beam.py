@@ -38,7 +38,7 @@ def beam_search(
     eos_id: int,
     length_penalty: float = 1.0,
     early_stopping: bool | str = False,
-    start_token: int = 0,
+    start_token: int | Array = 0,
 ) -> tuple[Array, Array]:
     """Beam search as transformers' ``generate(num_beams=...)`` does it (v4.50+ algorithm).
 
@@ -78,6 +78,8 @@ def beam_search(
         improvable=jnp.ones((batch_size,), bool),
         cache=repeat_rows(cache, k),
     )
+    start = jnp.asarray(start_token, jnp.int32)
+    start = start[:, None] if start.ndim == 1 else start  # one per example: [batch, 1]
     step = functools.partial(
         _beam_step,
         tokens_to_logits,
@@ -87,7 +89,7 @@ def beam_search(
         eos_id=eos_id,
         length_penalty=length_penalty,
         early_stopping=early_stopping,
-        start_token=start_token,
+        start_token=start,
     )
 
     def cond(s: BeamState) -> Array:
@@ -115,7 +117,7 @@ def _beam_step(
     eos_id: int,
     length_penalty: float,
     early_stopping: bool | str,
-    start_token: int,
+    start_token: Array,
 ) -> BeamState:
     """One step: extend every running beam, keep the best running ones, update the pool of
     finished hypotheses and whether an example can still improve (see beam_search)."""

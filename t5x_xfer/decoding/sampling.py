@@ -140,9 +140,11 @@ class SampleState(NamedTuple):
 
 
 def sample_init(
-    cache: Cache, row_keys: Array, *, max_decode_length: int, start_token: int = 0
+    cache: Cache, row_keys: Array, *, max_decode_length: int, start_token: int | Array = 0
 ) -> SampleState:
-    """The state before the first step; ``cache`` and ``row_keys`` already have all rows."""
+    """The state before the first step; ``cache`` and ``row_keys`` already have all rows.
+    ``start_token`` is one id for all rows or one per row (a decoder-only model's last prompt
+    token)."""
     rows = row_keys.shape[0]
     return SampleState(
         step=jnp.zeros((), jnp.int32),
@@ -150,7 +152,7 @@ def sample_init(
         token_scores=jnp.zeros((rows, max_decode_length), jnp.float32),
         ended=jnp.zeros((rows,), bool),
         keys=row_keys,
-        last=jnp.full((rows,), start_token, jnp.int32),
+        last=jnp.broadcast_to(jnp.asarray(start_token, jnp.int32), (rows,)),
         cache=cache,
     )
 

@@ -95,10 +95,11 @@ class BaseModel(abc.ABC):
     def config_differences(self, other: Any) -> dict[str, tuple[Any, Any]]:
         """Fields (other's value, ours) where ``other`` describes different parameters."""
         mine = dataclasses.asdict(self.config)
+        runtime = getattr(self.config_cls, "RUNTIME_FIELDS", RUNTIME_FIELDS)
         return {
             k: (v, mine.get(k))
             for k, v in dataclasses.asdict(other).items()
-            if k not in RUNTIME_FIELDS and mine.get(k, v) != v
+            if k not in runtime and mine.get(k, v) != v
         }
 
     @classmethod
@@ -111,6 +112,10 @@ class BaseModel(abc.ABC):
     @abc.abstractmethod
     def feature_converter(self, pack: bool = True) -> Any:
         """The seqio FeatureConverter that turns text-to-text tasks into this model's batches."""
+
+    def encode_prompt(self, ids: Sequence[int], add_eos: bool) -> list[int]:
+        """The ids a text prompt is decoded from (an encoder's input ends with EOS)."""
+        return [*ids, self.eos_id] if add_eos else list(ids)
 
     @abc.abstractmethod
     def prompt_batch(self, prompts: Sequence[Sequence[int]], length: int) -> dict[str, np.ndarray]:
@@ -125,6 +130,14 @@ class BaseModel(abc.ABC):
     @abc.abstractmethod
     def logical_axes(self) -> Params:
         """A tree shaped like the params whose leaves are PartitionSpecs of logical axis names."""
+
+    def unstack_layers(self, params: Params) -> Params:
+        """Parameters with one entry per layer (the Hugging Face layout); models that stack
+        layers for ``nn.scan`` override this and :meth:`stack_layers`."""
+        return params
+
+    def stack_layers(self, params: Params) -> Params:
+        return params
 
     def abstract_params(self) -> Params:
         """ShapeDtypeStructs of the params, without allocating them."""

@@ -138,3 +138,118 @@ def make_tiny_checkpoint(directory: Path, seed: int = 0) -> Path:
     params = model.init_params(jax.random.PRNGKey(seed))
     checkpoints.save(directory, params, model)
     return directory
+
+
+# Tiny decoder-only configs, one per architecture of the Llama family, each with the switches
+# of the real models it stands for (Hugging Face field names).
+TINY_DECODER_CONFIGS: dict[str, dict[str, Any]] = {
+    "llama": dict(  # DeepSeek-Coder / CodeLlama shape: BOS, untied, GQA, linear rope scaling
+        vocab_size=97,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rope_theta=10000.0,
+        rope_scaling={"rope_type": "linear", "factor": 2.0},
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    ),
+    "llama3": dict(  # Llama 3 rope scaling, biases on attention and MLP
+        vocab_size=83,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        rope_theta=500000.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 8.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64,
+        },
+        attention_bias=True,
+        mlp_bias=True,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    ),
+    "qwen2": dict(  # Qwen2.5-Coder shape: no BOS, q/k/v biases, tied, 1 KV head
+        vocab_size=101,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=128,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=3,
+    ),
+    "qwen3": dict(  # Qwen3 shape: q/k RMSNorm, head_dim != hidden / heads, tied
+        vocab_size=89,
+        hidden_size=32,
+        intermediate_size=40,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=128,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=3,
+    ),
+}
+
+
+def decoder_model_type(kind: str) -> str:
+    """The Hugging Face model_type of a tiny decoder kind ("llama3" is a Llama)."""
+    return "llama" if kind.startswith("llama") else kind
+
+
+def make_hf_decoder(kind: str, out_dir: Path, seed: int = 0) -> Any:
+    """Save a random tiny transformers causal LM of ``kind`` (a key of TINY_DECODER_CONFIGS)
+    to ``out_dir``; return it in eval mode. Norm scales and biases are randomised too, so a
+    wrong mapping of any of them shows in the logits."""
+    import torch
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+    )
+
+    classes = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    }
+    config_cls, model_cls = classes[decoder_model_type(kind)]
+    torch.manual_seed(seed)
+    model = model_cls(config_cls(**TINY_DECODER_CONFIGS[kind]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * torch.randn_like(p))
+    model.eval()
+    model.save_pretrained(out_dir)
+    return model
+
+
+def tiny_decoder_config(kind: str, **overrides: Any) -> Any:
+    """Our DecoderConfig with the shape of ``TINY_DECODER_CONFIGS[kind]``."""
+    from t5x_xfer.models import DecoderConfig
+
+    fields = dict(TINY_DECODER_CONFIGS[kind], model_type=decoder_model_type(kind))
+    return DecoderConfig(**{**fields, **overrides})
