@@ -4,10 +4,15 @@ Default: the HumanEval shape of a pass@k run with the codet5p-220m-sized model
 (gin/models/codet5p_220m.gin, float32, random weights shared by both): 164 prompts of 128
 tokens, 20 samples each (temperature 0.8, top-p 0.95), 256 new tokens, 8 prompts per batch.
 EOS is disabled in both so every sample has exactly ``--max_length`` tokens and the work is
-identical. Our first batch (compilation) is timed separately and left out of the rate. Prints
-the figures and the ratio and writes JSON + markdown to ``--out``. On a small CPU, scale down:
+identical. A decoder-only model continues the prompt (its start token first, as a prompt is
+decoded for HumanEval-X). Our first batch (compilation) is timed separately and left out of
+the rate. Prints the figures and the ratio and writes JSON + markdown to ``--out``. On a small
+CPU, scale down:
 
     python benchmarks/decode_speed.py --prompts 8 --samples 4 --max_length 64 --batch 4
+    # Qwen2.5-Coder 0.5B's shapes (all but depth) on 2 CPU cores:
+    python benchmarks/decode_speed.py --model qwen2_5_coder_0_5b --layers 4 --prompts 8 \\
+        --samples 4 --max_length 64 --batch 4
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 import jax
+import models
 import numpy as np
 
 
@@ -27,6 +33,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="codet5p_220m", help="a gin/models/*.gin name")
     parser.add_argument("--prompts", type=int, default=164)
+    parser.add_argument("--layers", type=int, default=None, help="fewer layers (small CPUs)")
     parser.add_argument("--samples", type=int, default=20, help="samples per prompt")
     parser.add_argument("--max_length", type=int, default=256, help="new tokens per sample")
     parser.add_argument("--prompt_length", type=int, default=128)
@@ -38,24 +45,19 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from transformers import T5Config as HFConfig
-    from transformers import T5ForConditionalGeneration
 
-    from t5x_xfer import gin_utils, hf
     from t5x_xfer.decoding import DecodeSettings
 
-    gin_utils.parse([f"gin/models/{args.model}.gin"], ['ACTIVATION_DTYPE="float32"'])
-    built = gin_utils.macro("MODEL")
-    cfg = built.config
+    built, params = models.build(args.model, args.layers, dropout=0.0)
     rng = np.random.default_rng(0)
-    prompts = rng.integers(3, cfg.vocab_size, size=(args.prompts, args.prompt_length))
+    prompts = rng.integers(3, built.vocab_size, size=(args.prompts, args.prompt_length))
     prompts = prompts.astype(np.int32)
+    if built.family != "t5":
+        prompts[:, 0] = built.config.start_token_id
     batches = [prompts[i : i + args.batch] for i in range(0, args.prompts, args.batch)]
     samples = args.prompts * args.samples
     tokens = samples * args.max_length
-
-    params = built.init_params(jax.random.PRNGKey(0))
-    model = built.replace(eos_token_id=-1, dropout_rate=0.0)  # no EOS
+    model = built.replace(eos_token_id=-1)  # no EOS
     settings = DecodeSettings(
         method="sample",
         num_samples=args.samples,
@@ -85,13 +87,10 @@ def main() -> None:
 
     hf_s = None
     if not args.skip_transformers:
-        torch.manual_seed(0)
-        torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(built))).eval()
-        tensors = hf.params_to_hf(params, built)
-        state = {k: torch.from_numpy(np.array(v)) for k, v in tensors.items()}
-        torch_model.load_state_dict(state, strict=False)
+        torch_model = models.reference(built, params).eval()
         torch_model.generation_config.eos_token_id = None  # no EOS, as above
         torch_model.generation_config.forced_eos_token_id = None
+        extra = {"decoder_start_token_id": 0} if built.family == "t5" else {}
 
         def theirs(batch: np.ndarray, new_tokens: int) -> None:
             with torch.no_grad():
@@ -105,9 +104,10 @@ def main() -> None:
                     min_new_tokens=new_tokens,
                     eos_token_id=None,
                     pad_token_id=0,
-                    decoder_start_token_id=0,
+                    **extra,
                 )
-            assert out.shape[1] == new_tokens + 1, out.shape
+            prompt = 1 if built.family == "t5" else batch.shape[1]  # echoed by a decoder LM
+            assert out.shape[1] == new_tokens + prompt, out.shape
 
         theirs(batches[0], 2)  # warm-up (lazy initialisation), not timed, as our compile
         t0 = time.perf_counter()
@@ -117,6 +117,7 @@ def main() -> None:
 
     result = {
         "model": args.model,
+        "shape_of_model": models.describe(built),
         "dtype": "float32",
         "prompts": args.prompts,
         "samples_per_prompt": args.samples,

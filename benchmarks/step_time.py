@@ -1,13 +1,20 @@
-"""Training-step time: our trainer's step vs transformers' PyTorch T5, same shapes, same run.
+"""Training-step time: our trainer's step vs transformers' PyTorch model, same shapes, same run.
 
-A step is forward + backward + the Adafactor update (T5's optimizer; ours from optax through
-``t5x_xfer.trainer.make_train_step``, theirs ``transformers.optimization.Adafactor`` with the
-same settings). Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin, float32,
-dropout on as in training), batch 8, input 512, target 128, random init and random tokens.
-Prints the figures and the ratio, and writes them to ``--out`` (JSON + markdown).
+A step is forward + backward + the optimizer update: for the T5 family Adafactor (T5's
+optimizer; ours from optax through ``t5x_xfer.trainer.make_train_step``, theirs
+``transformers.optimization.Adafactor`` with the same settings), for the decoder-only family
+AdamW (ours optax's, theirs ``torch.optim.AdamW``). Both sides hold the same random weights.
+Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin, float32, dropout on as in
+training), batch 8, input 512, target 128, random tokens. A decoder-only model sees inputs +
+targets as one sequence with the loss on the targets. Prints the figures and the ratio, and
+writes them to ``--out`` (JSON + markdown).
 
     python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--prng rbg] \\
         [--out runs/bench]
+    # Qwen2.5-Coder 0.5B's shapes scaled down for 2 CPU cores (every dimension real but depth
+    # and batch: the 152k-token vocabulary dominates):
+    python benchmarks/step_time.py --model qwen2_5_coder_0_5b --layers 2 --batch 4 \\
+        --inputs 256 --targets 128
 
 ``--prng rbg`` draws dropout masks with XLA's RngBitGenerator instead of threefry (faster on
 CPU and GPU; the default stays threefry, whose masks do not depend on the sharding).
@@ -23,11 +30,23 @@ import time
 from pathlib import Path
 
 import jax
+import models
 import numpy as np
 
 
-def _batch(vocab: int, batch: int, inputs: int, targets: int) -> dict[str, np.ndarray]:
+def _batch(model, batch: int, inputs: int, targets: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
+    vocab = model.vocab_size
+    if model.family != "t5":  # one sequence: a prompt, then the targets the loss is on
+        seq = rng.integers(3, vocab, size=(batch, inputs + targets)).astype(np.int32)
+        start = np.full((batch, 1), model.config.start_token_id, np.int32)
+        weights = np.zeros((batch, inputs + targets), np.float32)
+        weights[:, inputs:] = 1
+        return {
+            "decoder_input_tokens": np.concatenate([start, seq[:, :-1]], 1),
+            "decoder_target_tokens": seq,
+            "decoder_loss_weights": weights,
+        }
     tgt = rng.integers(3, vocab, size=(batch, targets)).astype(np.int32)
     return {
         "encoder_input_tokens": rng.integers(3, vocab, size=(batch, inputs)).astype(np.int32),
@@ -35,6 +54,42 @@ def _batch(vocab: int, batch: int, inputs: int, targets: int) -> dict[str, np.nd
         "decoder_target_tokens": tgt,
         "decoder_loss_weights": np.ones((batch, targets), np.float32),
     }
+
+
+def _torch_step(model, torch_model, batch: dict[str, np.ndarray]):
+    """transformers' step on the same batch: Adafactor for T5, AdamW for decoder-only."""
+    import torch
+
+    if model.family == "t5":
+        from transformers.optimization import Adafactor
+
+        opt = Adafactor(
+            torch_model.parameters(),
+            lr=1e-3,
+            scale_parameter=True,
+            relative_step=False,
+            warmup_init=False,
+            clip_threshold=1.0,
+            decay_rate=-0.8,
+        )
+        inputs = {
+            "input_ids": torch.tensor(batch["encoder_input_tokens"], dtype=torch.long),
+            "decoder_input_ids": torch.tensor(batch["decoder_input_tokens"], dtype=torch.long),
+            "labels": torch.tensor(batch["decoder_target_tokens"], dtype=torch.long),
+        }
+    else:
+        opt = torch.optim.AdamW(torch_model.parameters(), lr=1e-3)
+        ids = torch.tensor(batch["decoder_input_tokens"], dtype=torch.long)
+        labels = ids.clone()  # transformers shifts them: the same next-token targets
+        labels[torch.tensor(batch["decoder_loss_weights"]) == 0] = -100
+        inputs = {"input_ids": ids, "labels": labels}
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        torch_model(**inputs).loss.backward()
+        opt.step()
+
+    return step
 
 
 def _time(fn, steps: int) -> tuple[float, list[float]]:
@@ -52,6 +107,7 @@ def _time(fn, steps: int) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="codet5p_220m", help="a gin/models/*.gin name")
+    parser.add_argument("--layers", type=int, default=None, help="fewer layers (small CPUs)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--inputs", type=int, default=512)
     parser.add_argument("--targets", type=int, default=128)
@@ -63,23 +119,16 @@ def main() -> None:
     jax.config.update("jax_default_prng_impl", args.prng)
 
     import torch
-    from transformers import T5Config as HFConfig
-    from transformers import T5ForConditionalGeneration
 
-    from t5x_xfer import gin_utils, hf, optimizers, trainer
+    from t5x_xfer import optimizers, trainer
 
-    bindings = ['ACTIVATION_DTYPE="float32"']
-    if args.dropout is not None:
-        bindings.append(f"DROPOUT_RATE={args.dropout}")
-    gin_utils.parse([f"gin/models/{args.model}.gin"], bindings)
-    model = gin_utils.macro("MODEL")
-    cfg = model.config
-    batch = _batch(cfg.vocab_size, args.batch, args.inputs, args.targets)
+    model, params = models.build(args.model, args.layers, args.dropout)
+    batch = _batch(model, args.batch, args.inputs, args.targets)
     tokens = args.batch * (args.inputs + args.targets)
-
+    opt_name = "adafactor" if model.family == "t5" else "adamw"
     schedule = optimizers.make_schedule("constant", 1e-3)
-    optimizer = optimizers.make_optimizer(schedule, "adafactor")
-    params = model.init_params(jax.random.PRNGKey(0))
+    optimizer = optimizers.make_optimizer(schedule, opt_name)
+    torch_model = models.reference(model, params).train()
     state = {
         "s": trainer.TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),
@@ -94,38 +143,15 @@ def main() -> None:
         jax.block_until_ready(metrics)
 
     jax_first, jax_times = _time(jax_step, args.steps)
-
-    from transformers.optimization import Adafactor
-
-    torch.manual_seed(0)
-    torch_model = T5ForConditionalGeneration(HFConfig(**hf.config_to_hf(model))).train()
-    torch_opt = Adafactor(
-        torch_model.parameters(),
-        lr=1e-3,
-        scale_parameter=True,
-        relative_step=False,
-        warmup_init=False,
-        clip_threshold=1.0,
-        decay_rate=-0.8,
-    )
-    t_batch = {
-        "input_ids": torch.tensor(batch["encoder_input_tokens"], dtype=torch.long),
-        "decoder_input_ids": torch.tensor(batch["decoder_input_tokens"], dtype=torch.long),
-        "labels": torch.tensor(batch["decoder_target_tokens"], dtype=torch.long),
-    }
-
-    def torch_step() -> None:
-        torch_opt.zero_grad(set_to_none=True)
-        torch_model(**t_batch).loss.backward()
-        torch_opt.step()
-
+    torch_step = _torch_step(model, torch_model, batch)
     torch_first, torch_times = _time(torch_step, args.steps)
     ours, theirs = statistics.median(jax_times), statistics.median(torch_times)
     result = {
         "model": args.model,
-        "step": "forward + backward + Adafactor update",
+        "shape_of_model": models.describe(model),
+        "step": f"forward + backward + {opt_name} update",
         "prng": args.prng,
-        "dropout_rate": cfg.dropout_rate,
+        "dropout": model.uses_dropout,
         "shape": {"batch": args.batch, "inputs": args.inputs, "targets": args.targets},
         "cpu_threads": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -147,7 +173,8 @@ def main() -> None:
         f"| transformers (PyTorch) | {theirs:.2f} | {tokens / theirs:.0f} |\n"
     )
     (out / "step_time.md").write_text(
-        f"# Train step (fwd+bwd+Adafactor), {args.model}, prng {args.prng}, "
+        f"# Train step (fwd+bwd+{opt_name}), {args.model} ({models.describe(model)}), "
+        f"prng {args.prng}, "
         f"batch {args.batch}, {args.inputs}->{args.targets}\n\n"
         f"{table}\nratio torch/jax step time: {theirs / ours:.2f}\n"
     )

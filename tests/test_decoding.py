@@ -408,3 +408,23 @@ def test_predict_batch_traces_under_an_outer_jit():
         assert eager[0].shape == (2, settings.num_samples, 9)
         np.testing.assert_array_equal(eager[0], traced[0])
         np.testing.assert_allclose(eager[1], traced[1], atol=1e-5)
+
+
+def test_inverse_cdf_draws_follow_the_weights_across_blocks():
+    """One uniform per row and block-wise cumulative sums: over a vocabulary of several blocks
+    (with zero-weight tokens, which must never be drawn) the draws follow the weights."""
+    vocab, n = 1300, 200_000
+    weights = np.random.default_rng(0).gamma(0.3, size=vocab).astype(np.float32)
+    weights[::7] = 0.0
+    uniform = jax.random.uniform(jax.random.PRNGKey(5), (n,))
+    rows = jnp.broadcast_to(jnp.asarray(weights), (n, vocab))
+    draws = np.asarray(jax.jit(decoding.inverse_cdf)(rows, uniform))
+    assert draws.min() >= 0 and draws.max() < vocab and not np.any(weights[draws] == 0)
+    counts = np.bincount(draws, minlength=vocab)
+    expected = n * weights / weights.sum()
+    big = expected >= 20  # chi-square over tokens with enough expected draws, the rest pooled
+    observed = np.append(counts[big], counts[~big].sum())
+    exp = np.append(expected[big], expected[~big].sum())
+    chi2 = float(((observed - exp) ** 2 / exp).sum())
+    dof = len(exp) - 1
+    assert chi2 < dof + 4 * np.sqrt(2 * dof), (chi2, dof)  # about 4 sigma above the mean

@@ -55,6 +55,7 @@ _LAZY = {
     "TokensToLogits": "sampling",
     "example_keys": "sampling",
     "gather_rows": "sampling",
+    "inverse_cdf": "sampling",
     "repeat_rows": "sampling",
     "row_keys_for": "sampling",
     "sample_init": "sampling",

@@ -1,0 +1,60 @@
+"""What the benchmarks share: a model of a gin file (optionally with fewer layers, to fit a small
+CPU) with random weights, and transformers' PyTorch model of the same family holding the same
+weights, so both sides of a comparison compute the same function."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+
+def build(name: str, layers: int | None = None, dropout: float | None = None) -> tuple[Any, Any]:
+    """(model, random params) of gin/models/<name>.gin in float32, ``layers`` deep if given."""
+    from t5x_xfer import gin_utils
+
+    bindings = ['ACTIVATION_DTYPE="float32"']
+    if dropout is not None and not name.startswith(("qwen", "deepseek", "tiny_decoder")):
+        bindings.append(f"DROPOUT_RATE={dropout}")
+    if name.startswith("tiny"):
+        bindings.append('TOKENIZER="unused"')
+    gin_utils.parse([f"gin/models/{name}.gin"], bindings)
+    model = gin_utils.macro("MODEL")
+    if layers is not None:
+        if model.family == "t5":
+            model = model.replace(num_layers=layers, num_decoder_layers=layers)
+        else:
+            model = model.replace(num_hidden_layers=layers)
+    return model, model.init_params(jax.random.PRNGKey(0))
+
+
+def reference(model: Any, params: Any) -> Any:
+    """transformers' PyTorch model of the same family and config, holding ``params``."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, T5ForConditionalGeneration
+    from transformers import T5Config as HFConfig
+
+    from t5x_xfer import hf
+
+    config = hf.config_to_hf(model)
+    torch.manual_seed(0)
+    if model.family == "t5":
+        torch_model = T5ForConditionalGeneration(HFConfig(**config))
+    else:
+        torch_model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**config))
+    state = {k: torch.from_numpy(np.array(v)) for k, v in hf.params_to_hf(params, model).items()}
+    missing, unexpected = torch_model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
+    assert not unexpected and set(missing) <= tied, (missing, unexpected)
+    return torch_model
+
+
+def describe(model: Any) -> str:
+    c = model.config
+    if model.family == "t5":
+        return f"T5 d_model {c.d_model}, {c.num_layers}+{c.num_decoder_layers} layers"
+    return (
+        f"{c.model_type} hidden {c.hidden_size}, {c.num_hidden_layers} layers, "
+        f"{c.num_attention_heads}/{c.num_key_value_heads} heads, vocab {c.vocab_size}"
+    )
