@@ -12,7 +12,7 @@ lengths decodes in step: the prompt but its last token fills the KV cache in one
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer import decoding
-from t5x_xfer.decoding import GREEDY, DecodeSettings
+from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.models.base import Array, BaseModel, Batch, Params
 from t5x_xfer.models.decoder import DecoderLM, empty_cache
 from t5x_xfer.models.decoder_config import DecoderConfig
@@ -185,8 +185,6 @@ class DecoderOnlyModel(BaseModel):
 
     # --- decoding ---
 
-    stop_check_interval = 16
-
     def _prompt(self, batch: Batch) -> tuple[Array, Array]:
         """Left-padded prompt tokens and mask: from prompt_batch, or from seqio's prefix-LM
         features (the inputs part, ``decoder_causal_attention``) moved to the right."""
@@ -205,85 +203,16 @@ class DecoderOnlyModel(BaseModel):
         moved = jnp.take_along_axis(tokens, jnp.clip(src, 0, width - 1), axis=1)
         return jnp.where(mask, moved, 0), mask
 
-    def predict_batch(
-        self,
-        params: Params,
-        batch: Batch,
-        settings: DecodeSettings = GREEDY,
-        *,
-        rng: Array | None = None,
-        stop_sequences: Sequence[str] | Sequence[Sequence[str]] | None = None,
-        vocabulary: Any | None = None,
-    ) -> tuple[Array, Array]:
-        """Continue each prompt (see the module docstring): tokens [batch, num_samples,
-        max_length] (EOS kept, 0 after it) and scores as for the T5 family. Stop strings,
-        sampling keys and beam scores behave as ``EncoderDecoderModel.predict_batch`` says."""
+    def decode_inputs(self, batch: Batch, settings: DecodeSettings) -> tuple[Array, Array, int]:
         if settings.max_length is None:
             raise ValueError("decoder-only decoding needs DecodeSettings.max_length")
         tokens, mask = self._prompt(batch)
-        batch_size = tokens.shape[0]
-        stops = decoding.stops_per_example(stop_sequences, batch_size, settings.stop_sequences)
-        if stops is not None and vocabulary is None:
-            raise ValueError("stop sequences need the vocabulary that detokenises the outputs")
-        if settings.method == "beam":
-            fn = self._decoder_fn(
-                "beam",
-                settings.max_length,
-                beam_size=settings.beam_size,
-                length_penalty=settings.length_penalty,
-            )
-            out, scores = fn(params, tokens, mask)
-            out, scores = out[:, : settings.num_samples], scores[:, : settings.num_samples]
-            if stops is not None:
-                n = settings.num_samples
-                flat = np.asarray(out).reshape(batch_size * n, -1)
-                rows = [s for s in stops for _ in range(n)]
-                cut = decoding.cut_at_stops(flat, rows, vocabulary.decode, self.eos_id)
-                out = jnp.asarray(cut.reshape(out.shape))
-            return out, scores
-        return self._predict_sample(params, tokens, mask, settings, stops, vocabulary, rng)
+        return tokens, mask, settings.max_length
 
-    def _predict_sample(
-        self,
-        params: Params,
-        tokens: Array,
-        mask: Array,
-        settings: DecodeSettings,
-        stops: list[tuple[str, ...]] | None,
-        vocabulary: Any,
-        rng: Array | None,
-    ) -> tuple[Array, Array]:
-        greedy, length = settings.method == "greedy", settings.max_length
-        batch_size, rows_per = tokens.shape[0], settings.rows_per_example
-        sampling = dict(
-            temperature=0.0 if greedy else float(settings.temperature),
-            top_k=0 if greedy else settings.top_k,
-            top_p=1.0 if greedy else float(settings.top_p),
-        )
-        rng = jax.random.PRNGKey(settings.seed) if rng is None else rng
-        start = self._decoder_fn("start", length, rows_per=rows_per)
-        run = self._decoder_fn("run", length, **sampling)
-        keys = decoding.row_keys_for(rng, batch_size, rows_per)
-        state = start(params, tokens, mask, keys)
-        if stops is None:
-            state = run(params, state, length)
-            out, scores = state.tokens, state.token_scores.sum(-1)
-        else:
-            out, scores = decoding.decode_until_stop(
-                lambda s, until: run(params, s, until),
-                state,
-                stops=[s for s in stops for _ in range(rows_per)],
-                detokenize=vocabulary.decode,
-                eos_id=self.eos_id,
-                interval=self.stop_check_interval,
-            )
-            out, scores = jnp.asarray(out), jnp.asarray(scores)
-        out = out.reshape(batch_size, rows_per, length)
-        scores = scores.reshape(batch_size, rows_per)
-        if rows_per != settings.num_samples:
-            out = jnp.repeat(out, settings.num_samples, axis=1)
-            scores = jnp.repeat(scores, settings.num_samples, axis=1)
-        return out, scores
+    def init_decode(
+        self, params: Params, tokens: Array, mask: Array, max_length: int
+    ) -> tuple[dict[str, Any], Array]:
+        return self.prefill(params, tokens, mask, max_length)
 
     def prefill(
         self, params: Params, tokens: Array, mask: Array, max_length: int
@@ -314,8 +243,9 @@ class DecoderOnlyModel(BaseModel):
         cache = {"layers": layers, "pad": pad, "index": jnp.asarray(width - 1, jnp.int32)}
         return cache, tokens[:, -1]
 
-    def tokens_to_logits(self, params: Params) -> decoding.TokensToLogits:
-        """The cached one-token step: (ids [rows], cache) -> (logits [rows, vocab], cache)."""
+    def tokens_to_logits(self, params: Params, max_length: int) -> decoding.TokensToLogits:
+        """The cached one-token step: (ids [rows], cache) -> (logits [rows, vocab], cache);
+        the cache's own size bounds the positions (``max_length`` is the base signature's)."""
         params = self.unstack_layers(params)
 
         def step(ids: Array, cache: dict[str, Any]) -> tuple[Array, dict[str, Any]]:
@@ -335,75 +265,3 @@ class DecoderOnlyModel(BaseModel):
             return logits[:, 0], {"layers": layers, "pad": pad, "index": index + 1}
 
         return step
-
-    def _decoder_fn(self, kind: str, max_length: int, **static: Any) -> Callable:
-        """Jitted pieces of predict_batch, built once per static configuration."""
-        key = (kind, max_length, tuple(sorted(static.items())))
-        fns = self.__dict__.setdefault("_decoder_fns", {})
-        if key not in fns:
-            fns[key] = jax.jit(
-                functools.partial(getattr(self, f"_{kind}_impl"), max_length, **static),
-                donate_argnums=(1,) if kind == "run" else (),
-            )
-        return fns[key]
-
-    def _start_impl(
-        self,
-        max_length: int,
-        params: Params,
-        tokens: Array,
-        mask: Array,
-        keys: Array,
-        *,
-        rows_per: int,
-    ) -> decoding.SampleState:
-        cache, last = self.prefill(params, tokens, mask, max_length)
-        return decoding.sample_init(
-            decoding.repeat_rows(cache, rows_per),
-            keys,
-            max_decode_length=max_length,
-            start_token=jnp.repeat(last, rows_per),
-        )
-
-    def _run_impl(
-        self,
-        max_length: int,
-        params: Params,
-        state: decoding.SampleState,
-        until: Array,
-        *,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-    ) -> decoding.SampleState:
-        return decoding.sample_steps(
-            state,
-            self.tokens_to_logits(params),
-            until=until,
-            eos_id=self.eos_id,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-        )
-
-    def _beam_impl(
-        self,
-        max_length: int,
-        params: Params,
-        tokens: Array,
-        mask: Array,
-        *,
-        beam_size: int,
-        length_penalty: float,
-    ) -> tuple[Array, Array]:
-        cache, last = self.prefill(params, tokens, mask, max_length)
-        return decoding.beam_search(
-            self.tokens_to_logits(params),
-            cache,
-            batch_size=tokens.shape[0],
-            beam_size=beam_size,
-            max_decode_length=max_length,
-            eos_id=self.eos_id,
-            length_penalty=length_penalty,
-            start_token=last,
-        )

@@ -7,8 +7,7 @@ Batches are seqio ``EncDecFeatureConverter`` output: ``encoder_input_tokens``,
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -18,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer import decoding
-from t5x_xfer.decoding import GREEDY, DecodeSettings
+from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.models.base import Array, BaseModel, Batch, Params
 from t5x_xfer.models.config import T5Config
 from t5x_xfer.models.t5 import T5
@@ -103,36 +102,9 @@ class EncoderDecoderModel(BaseModel):
 
     # --- decoding ---
 
-    # Tokens decoded between two host checks for stop strings (see decoding.decode_until_stop).
-    stop_check_interval = 16
-
-    def predict_batch(
-        self,
-        params: Params,
-        batch: Batch,
-        settings: DecodeSettings = GREEDY,
-        *,
-        rng: Array | None = None,
-        stop_sequences: Sequence[str] | Sequence[Sequence[str]] | None = None,
-        vocabulary: Any | None = None,
-    ) -> tuple[Array, Array]:
-        """Decode ``batch["encoder_input_tokens"]`` with the KV cache.
-
-        Returns tokens [batch, num_samples, max_length] int32 (no start token, EOS kept, 0
-        after it) and scores [batch, num_samples]: summed log-probs of the tokens for "greedy"
-        and "sample" (untempered model distribution), transformers' length-penalised beam
-        score for "beam" (beams best first). "greedy" decodes once and repeats.
-        ``settings.max_length`` None means the length of ``batch["decoder_input_tokens"]`` (as
-        in T5X). ``rng`` (default ``PRNGKey(settings.seed)``) is one key or one per example;
-        sample j of example i depends only on that example's key and j.
-
-        Stop strings (``stop_sequences`` per example, then ``settings.stop_sequences``) end a
-        sample once its text, detokenised with ``vocabulary``, contains one: sampling checks
-        every ``stop_check_interval`` tokens on the host and stops when every row has ended;
-        beam search runs to its end and is cut afterwards. Tokens are cut after the token that
-        completes the stop string, so the caller trims the text (``truncate_completion``). With
-        stop strings this must be called outside ``jax.jit``; without, it is traceable.
-        """
+    def decode_inputs(self, batch: Batch, settings: DecodeSettings) -> tuple[Array, Array, int]:
+        """The encoder's tokens and mask; ``settings.max_length`` None means the length of
+        ``batch["decoder_input_tokens"]`` (as in T5X)."""
         max_length = settings.max_length
         if max_length is None:
             if "decoder_input_tokens" not in batch:
@@ -141,89 +113,15 @@ class EncoderDecoderModel(BaseModel):
                     "length sets it)"
                 )
             max_length = int(batch["decoder_input_tokens"].shape[1])
-        tokens_in = jnp.asarray(batch["encoder_input_tokens"], jnp.int32)
-        batch_size = tokens_in.shape[0]
+        tokens = jnp.asarray(batch["encoder_input_tokens"], jnp.int32)
         mask = batch.get("encoder_mask")
-        mask = tokens_in != self.config.pad_token_id if mask is None else jnp.asarray(mask, bool)
-        stops = decoding.stops_per_example(stop_sequences, batch_size, settings.stop_sequences)
-        if stops is not None and vocabulary is None:
-            raise ValueError("stop sequences need the vocabulary that detokenises the outputs")
-        if settings.method == "beam":
-            return self._predict_beam(
-                params, tokens_in, mask, settings, max_length, stops, vocabulary
-            )
-        return self._predict_sample(
-            params, tokens_in, mask, settings, max_length, stops, vocabulary, rng
-        )
+        mask = tokens != self.config.pad_token_id if mask is None else jnp.asarray(mask, bool)
+        return tokens, mask, max_length
 
-    def _predict_beam(
-        self,
-        params: Params,
-        tokens_in: Array,
-        mask: Array,
-        settings: DecodeSettings,
-        max_length: int,
-        stops: list[tuple[str, ...]] | None,
-        vocabulary: Any,
-    ) -> tuple[Array, Array]:
-        n, batch_size = settings.num_samples, tokens_in.shape[0]
-        fn = self._decoder_fn(
-            "beam",
-            max_length,
-            beam_size=settings.beam_size,
-            length_penalty=settings.length_penalty,
-        )
-        tokens, scores = fn(params, tokens_in, mask)
-        tokens, scores = tokens[:, :n], scores[:, :n]
-        if stops is not None:
-            rows = [s for s in stops for _ in range(n)]
-            flat = np.asarray(tokens).reshape(batch_size * n, -1)
-            cut = decoding.cut_at_stops(flat, rows, vocabulary.decode, self.config.eos_token_id)
-            tokens = jnp.asarray(cut.reshape(tokens.shape))
-        return tokens, scores
-
-    def _predict_sample(
-        self,
-        params: Params,
-        tokens_in: Array,
-        mask: Array,
-        settings: DecodeSettings,
-        max_length: int,
-        stops: list[tuple[str, ...]] | None,
-        vocabulary: Any,
-        rng: Array | None,
-    ) -> tuple[Array, Array]:
-        """Greedy or sampled rows, decoded in one loop or in chunks between stop checks."""
-        greedy = settings.method == "greedy"
-        batch_size, rows_per = tokens_in.shape[0], settings.rows_per_example
-        sampling = dict(
-            temperature=0.0 if greedy else float(settings.temperature),
-            top_k=0 if greedy else settings.top_k,
-            top_p=1.0 if greedy else float(settings.top_p),
-        )
-        rng = jax.random.PRNGKey(settings.seed) if rng is None else rng
-        start = self._decoder_fn("start", max_length, rows_per=rows_per)
-        run = self._decoder_fn("run", max_length, **sampling)
-        state = start(params, tokens_in, mask, decoding.row_keys_for(rng, batch_size, rows_per))
-        if stops is None:
-            state = run(params, state, max_length)
-            tokens, scores = state.tokens, state.token_scores.sum(-1)
-        else:
-            tokens, scores = decoding.decode_until_stop(
-                lambda s, until: run(params, s, until),
-                state,
-                stops=[s for s in stops for _ in range(rows_per)],
-                detokenize=vocabulary.decode,
-                eos_id=self.config.eos_token_id,
-                interval=self.stop_check_interval,
-            )
-            tokens, scores = jnp.asarray(tokens), jnp.asarray(scores)
-        tokens = tokens.reshape(batch_size, rows_per, max_length)
-        scores = scores.reshape(batch_size, rows_per)
-        if rows_per != settings.num_samples:
-            tokens = jnp.repeat(tokens, settings.num_samples, axis=1)
-            scores = jnp.repeat(scores, settings.num_samples, axis=1)
-        return tokens, scores
+    def init_decode(
+        self, params: Params, tokens: Array, mask: Array, max_length: int
+    ) -> tuple[Any, int]:
+        return self.init_cache(params, tokens, mask, max_length), self.config.decoder_start_token_id
 
     def tokens_to_logits(self, params: Params, max_decode_length: int) -> decoding.TokensToLogits:
         """The cached one-token step the decoders call: (ids [rows], cache) -> logits, cache."""
@@ -258,74 +156,3 @@ class EncoderDecoderModel(BaseModel):
             mutable=["cache"],
         )
         return variables["cache"]
-
-    def _decoder_fn(self, kind: str, max_decode_length: int, **static: Any) -> Callable:
-        """Jitted pieces of predict_batch, built once per static configuration."""
-        key = (kind, max_decode_length, tuple(sorted(static.items())))
-        fns = self.__dict__.setdefault("_decoder_fns", {})
-        if key not in fns:
-            fns[key] = jax.jit(
-                functools.partial(getattr(self, f"_{kind}_impl"), max_decode_length, **static),
-                donate_argnums=(1,) if kind == "run" else (),  # the state: cache updated in place
-            )
-        return fns[key]
-
-    def _start_impl(
-        self,
-        max_decode_length: int,
-        params: Params,
-        tokens: Array,
-        mask: Array,
-        keys: Array,
-        *,
-        rows_per: int,
-    ) -> decoding.SampleState:
-        cache = self.init_cache(params, tokens, mask, max_decode_length)
-        return decoding.sample_init(
-            decoding.repeat_rows(cache, rows_per),
-            keys,
-            max_decode_length=max_decode_length,
-            start_token=self.config.decoder_start_token_id,
-        )
-
-    def _run_impl(
-        self,
-        max_decode_length: int,
-        params: Params,
-        state: decoding.SampleState,
-        until: Array,
-        *,
-        temperature: float,
-        top_k: int,
-        top_p: float,
-    ) -> decoding.SampleState:
-        return decoding.sample_steps(
-            state,
-            self.tokens_to_logits(params, max_decode_length),
-            until=until,
-            eos_id=self.config.eos_token_id,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-        )
-
-    def _beam_impl(
-        self,
-        max_decode_length: int,
-        params: Params,
-        tokens: Array,
-        mask: Array,
-        *,
-        beam_size: int,
-        length_penalty: float,
-    ) -> tuple[Array, Array]:
-        return decoding.beam_search(
-            self.tokens_to_logits(params, max_decode_length),
-            self.init_cache(params, tokens, mask, max_decode_length),
-            batch_size=tokens.shape[0],
-            beam_size=beam_size,
-            max_decode_length=max_decode_length,
-            eos_id=self.config.eos_token_id,
-            length_penalty=length_penalty,
-            start_token=self.config.decoder_start_token_id,
-        )
