@@ -317,6 +317,16 @@ def plan(
     return lines
 
 
+def _compilation_cache_env(base: str) -> dict[str, str]:
+    """JAX's persistent compilation cache under the root, shared by every stage and rerun
+    (stages of one grid compile the same programs; the user's own settings win)."""
+    return {
+        "JAX_COMPILATION_CACHE_DIR": str(Path(base) / ".jax_cache"),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
+
+
 def run(
     grid: Grid,
     root: str | None = None,
@@ -330,7 +340,7 @@ def run(
         raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
     Path(base).mkdir(parents=True, exist_ok=True)
     ran = []
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
     for i, stage in enumerate(todo, 1):
         if stage.is_done():
             print(f"[{i}/{len(todo)}] {stage.key}: done, skipped", flush=True)
