@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer.models.decoder_config import DecoderConfig
+from t5x_xfer.models.ops import dense
 
 Array = jax.Array
 Cache = list[dict[str, Array]]
@@ -78,15 +79,6 @@ def apply_rope(x: Array, positions: Array, inv_freq: np.ndarray) -> Array:
     half = x.shape[-1] // 2
     rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
     return (x32 * cos + rotated * sin).astype(x.dtype)
-
-
-def dense(x: Array, w: Array, in_dims: int = 1) -> Array:
-    """``x``'s last ``in_dims`` axes contracted with ``w``'s first ``in_dims``, as one 2-D
-    matmul: XLA's CPU backward of the batched (3-D) form is about a third slower."""
-    lead, out = x.shape[: x.ndim - in_dims], w.shape[in_dims:]
-    k = math.prod(w.shape[:in_dims])
-    y = x.reshape(-1, k) @ w.reshape(k, -1).astype(x.dtype)
-    return y.reshape(*lead, *out)
 
 
 def _param(module: nn.Module, name: str, shape: tuple[int, ...], axes: tuple[str, ...]) -> Array:
