@@ -88,13 +88,13 @@ def _max_diff(a, b) -> float:
 
 
 def test_sharded_steps_equal_single_device():
-    batches = _batches(1) * 5  # one batch seen five times: the loss must go down
+    batches = _batches(1) * 5  # one batch five times, with dropout (masks must match too)
     devices = jax.devices()
     loss1, params1, _ = _run((1, 1, 1), devices[:1], batches)
     loss8, params8, state8 = _run((2, 2, 2), devices[:8], batches)
     np.testing.assert_allclose(loss8, loss1, rtol=0, atol=1e-5)
     assert _max_diff(params8, params1) < 1e-5
-    assert loss1[-1] < loss1[0]  # it trained
+    assert len(set(loss1)) == len(loss1)  # the params moved (with dropout the loss is noisy)
     # The 2x2x2 run really used all three axes: the query kernel is split over fsdp and model.
     q = state8.params["encoder"]["layers_0"]["attention"]["query"]
     assert q.sharding.spec == P("fsdp", "model", None)
@@ -109,6 +109,7 @@ def test_microbatches_equal_one_big_batch():
     loss2, params2, _ = _run((2, 1, 1), devices, batches, micro=2, config=config)
     np.testing.assert_allclose(loss2, loss1, rtol=0, atol=1e-5)
     assert _max_diff(params2, params1) < 1e-5
+    assert loss1[-1] < loss1[0]  # it trained
 
 
 def _bytes_per_device(tree) -> tuple[int, int]:

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer.models.decoder_config import DecoderConfig
-from t5x_xfer.models.ops import dense
+from t5x_xfer.models.ops import Dropout, dense
 
 Array = jax.Array
 Cache = list[dict[str, Array]]
@@ -166,7 +166,7 @@ class Attention(nn.Module):
             v_spec = "bkmd"
         scores = jnp.where(mask[:, None, None], scores.astype(jnp.float32), NEG_INF)
         weights = jax.nn.softmax(scores, axis=-1).astype(dt)
-        weights = nn.Dropout(cfg.attention_dropout)(weights, deterministic=self.deterministic)
+        weights = Dropout(cfg.attention_dropout)(weights, deterministic=self.deterministic)
         out = jnp.einsum(f"bkglm,{v_spec}->blkgd", weights, values).reshape(b, length, h, hd)
         wo = _param(self, "out", (h, hd, cfg.hidden_size), ("heads", "kv", "embed"))
         out = dense(out, wo, in_dims=2)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from t5x_xfer.models.config import T5Config
-from t5x_xfer.models.ops import dense
+from t5x_xfer.models.ops import Dropout, dense
 
 Array = jax.Array
 NEG_INF = jnp.finfo(jnp.float32).min
@@ -213,7 +213,7 @@ class Attention(nn.Module):
         if mask is not None:
             scores = jnp.where(mask, scores, NEG_INF)
         weights = jax.nn.softmax(scores, axis=-1).astype(dt)
-        weights = nn.Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
+        weights = Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
         out = jnp.einsum(f"bhqt,{v_spec}->bqhk", weights, value)
         return dense(out, wo.astype(dt), in_dims=2)
 
@@ -237,13 +237,13 @@ class MLP(nn.Module):
             wi = _param(self, "wi", d**-0.5, (d, f), ("embed", "mlp"))
             hidden = act(dense(x, wi.astype(dt)))
         hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
-        hidden = nn.Dropout(cfg.dropout_rate)(hidden, deterministic=deterministic)
+        hidden = Dropout(cfg.dropout_rate)(hidden, deterministic=deterministic)
         wo = _param(self, "wo", f**-0.5, (f, d), ("mlp", "embed"))
         return dense(hidden, wo.astype(dt))
 
 
 def _residual(x: Array, y: Array, rate: float, deterministic: bool) -> Array:
-    y = nn.Dropout(rate)(y, deterministic=deterministic)
+    y = Dropout(rate)(y, deterministic=deterministic)
     return nn.with_logical_constraint(x + y, ("batch", "length", "embed"))
 
 
@@ -328,7 +328,7 @@ class Encoder(nn.Module):
         deterministic: bool,
     ) -> Array:
         cfg = self.config
-        x = nn.Dropout(cfg.dropout_rate)(self.embed(tokens), deterministic=deterministic)
+        x = Dropout(cfg.dropout_rate)(self.embed(tokens), deterministic=deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         length = tokens.shape[1]
         bias = RelativePositionBias(cfg, bidirectional=True, name="relpos_bias")(length, length)
@@ -336,7 +336,7 @@ class Encoder(nn.Module):
         for i in range(cfg.num_layers):
             x = EncoderLayer(cfg, name=f"layers_{i}")(x, attn_mask, bias, deterministic)
         x = RMSNorm(cfg.layer_norm_epsilon, compute_dtype(cfg), name="encoder_norm")(x)
-        return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        return Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
 
 class Decoder(nn.Module):
@@ -358,7 +358,7 @@ class Decoder(nn.Module):
     ) -> Array:
         """Teacher-forced logits, or with ``decode`` one cached step (see ``T5.decode_step``)."""
         cfg = self.config
-        x = nn.Dropout(cfg.dropout_rate)(self.embed(tokens), deterministic=deterministic)
+        x = Dropout(cfg.dropout_rate)(self.embed(tokens), deterministic=deterministic)
         x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
         position = None
         if decode:
@@ -398,7 +398,7 @@ class Decoder(nn.Module):
                 max_decode_length=max_decode_length,
             )
         x = RMSNorm(cfg.layer_norm_epsilon, compute_dtype(cfg), name="decoder_norm")(x)
-        x = nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
+        x = Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
         if cfg.tie_word_embeddings:
             logits = self.embed.attend(x * cfg.d_model**-0.5)
         else:

@@ -1,0 +1,60 @@
+"""The shared array operations: 2-D dense products and the half-bits dropout mask."""
+
+from __future__ import annotations
+
+import doctest
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from t5x_xfer.models import ops
+
+
+def test_docstring_examples_hold():
+    assert doctest.testmod(ops).failed == 0
+
+
+def test_dense_equals_einsum():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
+    w = jax.random.normal(jax.random.key(1), (4, 5, 6))
+    np.testing.assert_allclose(
+        ops.dense(x, w, in_dims=2), jnp.einsum("blhk,hkd->bld", x, w), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_keep_mask_rate_and_odd_last_axis():
+    mask, keep = ops.keep_mask(jax.random.key(3), 0.9, (64, 1001))
+    assert mask.shape == (64, 1001) and abs(keep - 0.9) < 1 / 65536
+    assert abs(float(mask.mean()) - keep) < 0.005  # 64k draws: 5 standard errors is 0.006
+    again = ops.keep_mask(jax.random.key(3), 0.9, (64, 1001))[0]
+    assert bool((again == mask).all())
+    other = ops.keep_mask(jax.random.key(4), 0.9, (64, 1001))[0]
+    assert not bool((other == mask).all())
+
+
+def test_dropout_scales_kept_values_and_is_off_when_deterministic():
+    x = jnp.ones((8, 512))
+    drop = ops.Dropout(0.25)
+    y = drop.apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+    kept = y[y != 0]
+    _, keep = ops.keep_mask(jax.random.key(0), 0.75, (1,))
+    np.testing.assert_allclose(kept, 1 / keep, rtol=1e-6)
+    assert 0.70 < kept.size / x.size < 0.80
+    assert bool((drop.apply({}, x, deterministic=True) == x).all())
+
+
+def test_mask_does_not_depend_on_the_sharding():
+    """Masks drawn under a (batch, last-axis) sharding equal the single-device ones."""
+    devices = np.array(jax.devices()[:2]).reshape(-1, 1)
+    if devices.size < 2:
+        devices = np.array(jax.devices()[:1]).reshape(1, 1)
+    mesh = Mesh(devices, ("data", "model"))
+    shape = (4, 6, 256)
+    whole = ops.keep_mask(jax.random.key(7), 0.9, shape)[0]
+    sharding = NamedSharding(mesh, PartitionSpec("data", None, "model"))
+    sharded = jax.jit(lambda k: ops.keep_mask(k, 0.9, shape)[0], out_shardings=sharding)(
+        jax.random.key(7)
+    )
+    np.testing.assert_array_equal(np.asarray(sharded), np.asarray(whole))
