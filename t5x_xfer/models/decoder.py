@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer.models.decoder_config import DecoderConfig
-from t5x_xfer.models.ops import Dropout, dense
+from t5x_xfer.models.ops import Dropout, attend, dense
 
 Array = jax.Array
 Cache = list[dict[str, Array]]
@@ -272,14 +272,10 @@ class DecoderLM(nn.Module):
         return nn.with_logical_constraint(x, ("batch", "length", "embed"))
 
     def _logits(self, x: Array) -> Array:
-        """Logits as one 2-D matmul (XLA's CPU backward of the 3-D form is a third slower),
-        contracting with a tied table as stored (no transpose)."""
+        """Logits as one 2-D matmul (see ``ops.dense``; a tied table is read as stored)."""
         x = self.norm(x)
         if self.config.tie_word_embeddings:
-            b, length, d = x.shape
-            flat = x.reshape(b * length, d)
-            logits = jnp.einsum("nd,vd->nv", flat, self.embedding.astype(x.dtype))
-            logits = logits.reshape(b, length, -1)
+            logits = attend(x, self.embedding)
         else:
             logits = dense(x, self.lm_head)
         return logits.astype(jnp.float32)

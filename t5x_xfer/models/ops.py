@@ -25,6 +25,18 @@ def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
     return y.reshape(*lead, *out)
 
 
+def attend(x: jax.Array, table: jax.Array) -> jax.Array:
+    """``x`` [..., d] against an embedding table [vocab, d] as stored (tied output
+    projection), as one 2-D product like :func:`dense`.
+
+    >>> attend(jnp.ones((2, 3, 4)), jnp.ones((5, 4))).shape
+    (2, 3, 5)
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    y = jnp.einsum("nd,vd->nv", flat, table.astype(x.dtype))
+    return y.reshape(*x.shape[:-1], table.shape[0])
+
+
 def keep_mask(rng: jax.Array, keep_prob: float, shape: tuple[int, ...]) -> tuple[jax.Array, float]:
     """A Bernoulli(``keep_prob``) mask from 16 random bits per element, and the exact keep rate.
 

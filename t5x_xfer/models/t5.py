@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from t5x_xfer.models.config import T5Config
-from t5x_xfer.models.ops import Dropout, dense
+from t5x_xfer.models.ops import Dropout, attend, dense
 
 Array = jax.Array
 NEG_INF = jnp.finfo(jnp.float32).min
@@ -109,9 +109,7 @@ class Embed(nn.Module):
         return jnp.take(self.embedding, ids, axis=0).astype(compute_dtype(self.config))
 
     def attend(self, x: Array) -> Array:
-        b, length, d = x.shape
-        flat = x.reshape(b * length, d)  # one 2-D product (see ops.dense)
-        return (flat @ self.embedding.astype(x.dtype).T).reshape(b, length, -1)
+        return attend(x, self.embedding)
 
 
 class RelativePositionBias(nn.Module):
@@ -175,13 +173,13 @@ class Attention(nn.Module):
         wk = _param(self, "key", d**-0.5, (d, h, k), ("embed", "heads", "kv"))
         wv = _param(self, "value", d**-0.5, (d, h, k), ("embed", "heads", "kv"))
         wo = _param(self, "out", (h * k) ** -0.5, (h, k, d), ("heads", "kv", "embed"))
-        q = dense(x_q, wq.astype(dt))
+        q = dense(x_q, wq)
         # Layouts of keys and values: the decode caches are stored as the score and output
         # products read them, so no step transposes a whole cache.
         k_spec, v_spec = ("bthk", "bthk") if not decode else ("bhkt", "bhtk")
         if not decode:
-            key = dense(x_kv, wk.astype(dt))
-            value = dense(x_kv, wv.astype(dt))
+            key = dense(x_kv, wk)
+            value = dense(x_kv, wv)
         elif cross:  # projected once from the encoder output, when the cache is created
             key = self.variable(
                 "cache", "cached_key", lambda: jnp.einsum("btd,dhk->bhkt", x_kv, wk.astype(dt))
@@ -200,8 +198,8 @@ class Attention(nn.Module):
                 "cache", "cached_value", jnp.zeros, (b, h, max_decode_length, k), dt
             )
             # Project in the weights' own layout, then transpose the one new position.
-            new_key = dense(x_kv, wk.astype(dt)).transpose(0, 2, 3, 1)
-            new_value = dense(x_kv, wv.astype(dt)).transpose(0, 2, 1, 3)
+            new_key = dense(x_kv, wk).transpose(0, 2, 3, 1)
+            new_value = dense(x_kv, wv).transpose(0, 2, 1, 3)
             key = jax.lax.dynamic_update_slice(cached_key.value, new_key, (0, 0, 0, position))
             value = jax.lax.dynamic_update_slice(cached_value.value, new_value, (0, 0, position, 0))
             if ready:  # creating the cache only allocates it; steps write their position
@@ -215,7 +213,7 @@ class Attention(nn.Module):
         weights = jax.nn.softmax(scores, axis=-1).astype(dt)
         weights = Dropout(cfg.dropout_rate)(weights, deterministic=deterministic)
         out = jnp.einsum(f"bhqt,{v_spec}->bqhk", weights, value)
-        return dense(out, wo.astype(dt), in_dims=2)
+        return dense(out, wo, in_dims=2)
 
 
 class MLP(nn.Module):
@@ -226,20 +224,19 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: Array, deterministic: bool) -> Array:
         cfg = self.config
-        dt = compute_dtype(cfg)
         act = _ACTIVATIONS[cfg.activation]
         d, f = cfg.d_model, cfg.d_ff
         if cfg.is_gated:
             wi_0 = _param(self, "wi_0", d**-0.5, (d, f), ("embed", "mlp"))
             wi_1 = _param(self, "wi_1", d**-0.5, (d, f), ("embed", "mlp"))
-            hidden = act(dense(x, wi_0.astype(dt))) * dense(x, wi_1.astype(dt))
+            hidden = act(dense(x, wi_0)) * dense(x, wi_1)
         else:
             wi = _param(self, "wi", d**-0.5, (d, f), ("embed", "mlp"))
-            hidden = act(dense(x, wi.astype(dt)))
+            hidden = act(dense(x, wi))
         hidden = nn.with_logical_constraint(hidden, ("batch", "length", "mlp"))
         hidden = Dropout(cfg.dropout_rate)(hidden, deterministic=deterministic)
         wo = _param(self, "wo", f**-0.5, (f, d), ("mlp", "embed"))
-        return dense(hidden, wo.astype(dt))
+        return dense(hidden, wo)
 
 
 def _residual(x: Array, y: Array, rate: float, deterministic: bool) -> Array:
@@ -403,7 +400,7 @@ class Decoder(nn.Module):
             logits = self.embed.attend(x * cfg.d_model**-0.5)
         else:
             w = _param(self, "logits_dense", 1.0, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"))
-            logits = x @ w.astype(x.dtype)
+            logits = dense(x, w)
         logits = nn.with_logical_constraint(logits, ("batch", "length", "vocab"))
         return logits.astype(jnp.float32)
 
