@@ -290,14 +290,22 @@ class TrainCheckpointer:
     (``step`` = batches drawn, from which the data position is restored, plus ``meta``)."""
 
     def __init__(
-        self, manager: ocp.CheckpointManager, model: BaseModel, meta: dict[str, Any]
+        self,
+        manager: ocp.CheckpointManager,
+        model: BaseModel,
+        meta: dict[str, Any],
+        data: Any = None,
     ) -> None:
         self.manager = manager
         self.model = model
         self.meta = dict(meta)
+        self.data = data  # a t5x_xfer.data_position.DataIterator, saved first
 
     def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
-        """Save ``state`` (a TrainState) as ``step``; ``metrics`` feed keep-best retention."""
+        """Save ``state`` (a TrainState) as ``step``; ``metrics`` feed keep-best retention;
+        the data position (when given) first, so a committed step always has it."""
+        if self.data is not None:
+            self.data.save(step, keep=self.manager.all_steps())
         save_train_state(
             self.manager,
             step,

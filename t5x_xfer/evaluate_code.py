@@ -24,7 +24,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from t5x_xfer import logs
@@ -56,6 +56,7 @@ def decode_problems(
     batch_size: int = DECODE_BATCH_SIZE,
     tokenizer: str | None = None,
     progress: bool = True,
+    run_infer: Callable[[list[str]], int] | None = None,
 ) -> Path:
     """Prompts -> infer -> DIR/samples.jsonl of {task_id, generation}; each step resumable.
 
@@ -63,7 +64,8 @@ def decode_problems(
     sample at its language's stop strings and trims it with ``truncate_completion``. The
     infer binary runs as a child process: the stages hand over through files, the model's
     memory is freed before programs run, and the sandbox (which forks) never shares a process
-    with JAX's threads.
+    with JAX's threads. ``run_infer`` (the infer binary's arguments -> exit status) replaces
+    that child, for a caller that runs no programs itself (the grid driver).
     """
     out.mkdir(parents=True, exist_ok=True)
     records = [
@@ -76,14 +78,17 @@ def decode_problems(
     if not prompts.is_file() or prompts.read_text(encoding="utf-8") != text:
         write_atomic(prompts, text)
     generations = out / "generations.jsonl"
-    argv = [sys.executable, "-m", "t5x_xfer.infer", "--checkpoint", checkpoint]
-    argv += ["--input", str(prompts), "--output", str(generations), *decode.flags()]
-    argv += ["--batch_size", str(batch_size)]
+    argv = ["--checkpoint", checkpoint, "--input", str(prompts), "--output", str(generations)]
+    argv += [*decode.flags(), "--batch_size", str(batch_size)]
     if tokenizer is not None:
         argv += ["--tokenizer", tokenizer]
     if not progress:
         argv.append("--no_progress")
-    rc = subprocess.run(argv, check=False).returncode
+    if run_infer is None:
+        child = [sys.executable, "-m", "t5x_xfer.infer", *argv]
+        rc = subprocess.run(child, check=False).returncode
+    else:
+        rc = run_infer(argv)
     if rc != 0:
         raise RuntimeError(f"decoding failed (infer exited with {rc}; its message is above)")
     by_id: dict[str, dict[int, str]] = {}
@@ -184,8 +189,11 @@ def _decode_first(
     sandbox: str | None,
     unsafe: bool,
     progress: bool,
+    run_infer: Callable[[list[str]], int] | None = None,
 ) -> tuple[Path, dict[str, dict[str, dict]]]:
-    """Check everything decoding and execution need, then decode: (samples file, problems)."""
+    """Check everything decoding and execution need, then decode: (samples file, problems).
+    With ``run_infer`` the caller holds JAX's threads, where the sandbox probe (a
+    ``preexec_fn`` child) must not run: the executing process probes it before any program."""
     from t5x_xfer import checkpoints  # JAX is only needed on this path
     from t5x_xfer.infer import check_arguments
 
@@ -197,7 +205,7 @@ def _decode_first(
             lang: dict(sorted(by_id.items(), key=lambda kv: _task_number(kv[0]))[:max_problems])
             for lang, by_id in problems.items()
         }
-    _preflight(wanted, sandbox, unsafe)  # fail before an hour of decoding, not after
+    _preflight(wanted, sandbox, unsafe, probe_sandbox=run_infer is None)  # before decoding
     samples = decode_problems(
         checkpoint=checkpoint,
         out=out,
@@ -206,11 +214,14 @@ def _decode_first(
         batch_size=batch_size,
         tokenizer=tokenizer,
         progress=progress,
+        run_infer=run_infer,
     )
     return samples, problems
 
 
-def _preflight(languages: Sequence[str], sandbox: str | None, unsafe: bool) -> None:
+def _preflight(
+    languages: Sequence[str], sandbox: str | None, unsafe: bool, probe_sandbox: bool = True
+) -> None:
     """The checks ``evaluate`` makes before executing, made before decoding instead."""
     missing = {lang: c.missing for lang, c in tc.discover(list(languages)).items() if not c.ready}
     if missing:
@@ -219,10 +230,46 @@ def _preflight(languages: Sequence[str], sandbox: str | None, unsafe: bool) -> N
             f"toolchain missing for {sorted(missing)}: {details}. See `python -m "
             "t5x_xfer.codeeval doctor`, or leave those languages out with --languages."
         )
-    sb.check_allowed(sb.probe(sandbox), unsafe)
+    if probe_sandbox:
+        sb.check_allowed(sb.probe(sandbox), unsafe)
 
 
-def main(argv: list[str] | None = None) -> int:
+def decode_then_execute_argv(
+    argv: Sequence[str], run_infer: Callable[[list[str]], int]
+) -> list[str]:
+    """For the grid driver: decode as ``evaluate_code ARGV --checkpoint C`` would, with
+    ``run_infer`` running the infer binary (in the caller's process), and return the
+    arguments of the ``evaluate_code --samples`` run that executes those samples, as ARGV
+    would have next."""
+    args = _parser().parse_args(list(argv))
+    if args.checkpoint is None or args.samples is not None:
+        raise ValueError("decode_then_execute_argv needs --checkpoint and no --samples")
+    wanted = L.check_languages(list(args.languages)) if args.languages else list(L.LANGUAGES)
+    samples, _ = _decode_first(
+        args.checkpoint,
+        Path(args.out),
+        wanted,
+        D.humaneval_x_dir(args.data_dir),
+        from_flags(args, DECODE_DEFAULTS),
+        args.batch_size,
+        args.tokenizer,
+        args.max_problems,
+        args.sandbox,
+        args.unsafe,
+        not args.no_progress,
+        run_infer=run_infer,
+    )
+    out = ["--samples", str(samples), "--out", args.out, "--languages", *wanted]
+    for flag in ("workers", "data_dir", "sandbox", "timeout_scale", "memory_mb"):
+        if getattr(args, flag) is not None:
+            out += [f"--{flag}", str(getattr(args, flag))]
+    for flag in ("unsafe", "no_progress", "verbose"):
+        if getattr(args, flag):
+            out.append(f"--{flag}")
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m t5x_xfer.evaluate_code", description=__doc__.split("\n")[0]
     )
@@ -247,7 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory_mb", type=int, default=4096, help="memory per program")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     logs.add_verbose_flag(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logs.setup(args.verbose)
     try:
         result = evaluate_code(

@@ -18,16 +18,21 @@ Per arm and seed the stages are::
     <root>/<arm>/seed<S>/hf                  python -m t5x_xfer.convert export_hf (if asked)
     <root>/report                            t5x_xfer.report.write_report
 
-Stages hand over only through these directories. ``run`` executes the unfinished ones in order
-as subprocesses (the exact commands ``plan`` prints); a stage is finished when its completion
-file exists (``summary.json`` of train and evaluate_code, ``config.json`` of an export), and an
-interrupted stage resumes from its own checkpoint or cache when run again.
+Stages hand over only through these directories. ``run`` executes the unfinished ones in order,
+the exact commands ``plan`` prints: data preparation, training, the decoding of each evaluation
+and the report inside the driver's own process (imports and JAX's start-up paid once per grid,
+not once per stage), the execution of the samples as a child process (its sandbox forks, and
+must not share a process with JAX's threads); ``run --isolate`` starts every stage as its own
+process. A stage is finished when its completion file exists (``summary.json`` of train and
+evaluate_code, ``config.json`` of an export), and an interrupted stage resumes from its own
+checkpoint or cache when run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import logging
 import os
@@ -49,6 +54,12 @@ from t5x_xfer.decoding.settings import DecodeSettings, override
 log = logging.getLogger("t5x_xfer.experiments")
 
 LAUNCHERS = ("local", "tpu", "slurm")
+# Binaries ``run`` calls in its own process (module of ``python -m`` -> its main function).
+IN_PROCESS = {
+    "t5x_xfer.train": "t5x_xfer.train",
+    "t5x_xfer.testing.smoke_data": "t5x_xfer.testing.smoke_data",
+    "t5x_xfer.report": "t5x_xfer.report.write",
+}
 J = posixpath.join  # stage paths are strings: local paths or gs:// URLs alike
 
 
@@ -327,13 +338,58 @@ def _compilation_cache_env(base: str) -> dict[str, str]:
     }
 
 
+def _use_compilation_cache(base: str) -> None:
+    """The same cache for the stages run in this process (the user's environment wins)."""
+    wanted = {k: v for k, v in _compilation_cache_env(base).items() if k not in os.environ}
+    if "jax" not in sys.modules:  # read by jax's config when it is imported
+        os.environ.update(wanted)
+        return
+    import jax
+
+    for key, value in wanted.items():
+        name = key.lower()
+        jax.config.update(name, value if name.endswith("_dir") else float(value))
+
+
+def _in_process(argv: Sequence[str]) -> int:
+    """Exit status of ``python -m MODULE ARGS`` run as ``MODULE.main(ARGS)`` in this process."""
+    main = importlib.import_module(IN_PROCESS[argv[1]]).main
+    try:
+        return int(main(list(argv[2:])) or 0)
+    except SystemExit as e:  # argparse errors, SIGTERM's 143
+        return e.code if isinstance(e.code, int) else int(e.code is not None)
+    except Exception:  # the stage's own traceback, then the driver's one-line error
+        import traceback
+
+        traceback.print_exc()
+        return 1
+
+
+def _decode_then_execute(argv: Sequence[str], env: dict[str, str]) -> int:
+    """An eval stage in two steps: decoding in this process (the model and JAX are loaded
+    already), executing the samples in a child (``evaluate_code --samples``), whose sandbox
+    forks; the outputs equal ``evaluate_code --checkpoint``'s."""
+    from t5x_xfer import evaluate_code, infer
+
+    try:
+        execute = evaluate_code.decode_then_execute_argv(argv[2:], infer.main)
+    except (ValueError, FileNotFoundError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    child = [sys.executable, "-m", "t5x_xfer.evaluate_code", *execute]
+    return subprocess.run(child, env=env).returncode
+
+
 def run(
     grid: Grid,
     root: str | None = None,
     arms: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
+    isolate: bool = False,
 ) -> list[str]:
-    """Run every unfinished stage in order; returns the keys of the stages it ran."""
+    """Run every unfinished stage in order; returns the keys of the stages it ran.
+    ``isolate``: every stage as a child process, else the ``IN_PROCESS`` binaries and the
+    decoding of eval stages in this one."""
     base = _root(grid, root)
     todo = select(stages(grid, root), arms, seeds)
     if "://" in base:
@@ -348,10 +404,17 @@ def run(
         resumed = " (resuming)" if stage.is_started() else ""
         print(f"[{i}/{len(todo)}] {stage.key}{resumed}: {stage.shell()}", flush=True)
         argv = list(stage.argv)
-        if argv[0] != "bash":
-            argv = [sys.executable, *argv]
         t0 = time.perf_counter()
-        rc = subprocess.run(argv, env=env).returncode
+        if not isolate and argv[0] == "-m" and argv[1] in IN_PROCESS:
+            _use_compilation_cache(base)
+            rc = _in_process(argv)
+        elif not isolate and stage.kind == "eval":
+            _use_compilation_cache(base)
+            rc = _decode_then_execute(argv, env)
+        else:
+            if argv[0] != "bash":
+                argv = [sys.executable, *argv]
+            rc = subprocess.run(argv, env=env).returncode
         if rc != 0:
             raise RuntimeError(
                 f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages are skipped"
@@ -400,7 +463,7 @@ def _command(args: argparse.Namespace, grid: Grid, root: str | None) -> None:
     if args.command == "plan":
         print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
     elif args.command == "run":
-        run(grid, root, args.arms, args.seeds)
+        run(grid, root, args.arms, args.seeds, isolate=args.isolate)
         if not args.arms and not args.seeds:
             print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
     elif args.command == "status":
@@ -433,6 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--arms", nargs="+", help="only these arms (run)")
     parser.add_argument("--seeds", nargs="+", type=int, help="only these seeds (run)")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run: every stage as its own process (default: training, data and report stages "
+        "inside this one)",
+    )
     parser.add_argument("--launcher", default="local", choices=LAUNCHERS, help="for plan")
     parser.add_argument(
         "--launcher_args", default="", help='for plan, e.g. "--tpu NAME --zone ZONE"'

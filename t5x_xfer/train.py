@@ -25,14 +25,14 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
 import optax
 
-from t5x_xfer import checkpoints, gin_utils, logs, partitioning, train_state
+from t5x_xfer import checkpoints, data_position, gin_utils, logs, partitioning, train_state
 from t5x_xfer import trainer as trainer_lib
 from t5x_xfer.models import BaseModel
 
@@ -84,15 +84,12 @@ def _train_batches(
     lengths: Mapping[str, int],
     per_host: int,
     seed: int,
-    start: int,
     mesh: jax.sharding.Mesh,
-) -> Iterator[dict[str, jax.Array]]:
-    """Global training batches from step ``start`` on.
-
-    The data position: the seeded pipeline replayed past the batches already trained on
-    (tf.data iterator snapshots cannot hold the tokenizer's py_function), so a resumed run sees
-    exactly the batches an uninterrupted one would.
-    """
+    model_dir: str,
+    use_cached: bool = False,
+) -> data_position.DataIterator:
+    """Global training batches of this process's shard, whose position is saved with each
+    checkpoint when the pipeline allows it (cached tasks; see ``t5x_xfer.data_position``)."""
     from t5x_xfer.tasks.batches import get_dataset, to_numpy
 
     ds = get_dataset(
@@ -106,11 +103,15 @@ def _train_batches(
         num_epochs=None,
         shard_index=jax.process_index(),
         num_shards=jax.process_count(),
+        use_cached=use_cached,
     )
-    if start:
-        log.info("replaying the data pipeline past %d batches", start)
-    for batch in ds.skip(start):
-        yield partitioning.global_batch(to_numpy(batch), mesh)
+    return data_position.DataIterator(
+        ds,
+        lambda batch: partitioning.global_batch(to_numpy(batch), mesh),
+        model_dir,
+        jax.process_index(),
+        saveable=use_cached,
+    )
 
 
 def _write_run_files(
@@ -170,6 +171,7 @@ def train(
     schedule: optax.Schedule,
     mesh: jax.sharding.Mesh | None = None,
     data_dir: str = "data",
+    task_cache_dir: str | None = None,
     batch_size: int = 128,
     num_microbatches: int = 1,
     seed: int = 0,
@@ -203,7 +205,10 @@ def train(
     ``stop_after`` ends early at that step (after the checkpoint ``save_every`` asks for there,
     if any), for tests and debugging;
     ``run_config`` (the effective gin config) is written to MODEL_DIR/config.gin.
-    Returns the final train (and eval) metrics and where the run started from.
+    ``task_cache_dir``: a local directory where the tokenized tasks are cached on first use
+    and read from then on (``t5x_xfer.tasks.cache``); None tokenizes on the fly.
+    Returns the final train (and eval) metrics, where the run started from, and how its data
+    position was reached (``start``, ``restored`` from the checkpoint, or ``replayed``).
     """
     if not isinstance(model, BaseModel):
         raise TypeError(f"model must be a t5x_xfer BaseModel, got {type(model).__name__}")
@@ -227,8 +232,14 @@ def train(
         from t5x_xfer import tasks, validation  # seqio and TensorFlow: after logs.setup
         from t5x_xfer.tasks.batches import check_registered
 
-        tasks.register_all(vocabulary, data_dir)
+        paths = tasks.register_all(vocabulary, data_dir)
         check_registered(mixture_or_task_name)
+        if task_cache_dir is not None:
+            from t5x_xfer.tasks import cache
+
+            cache_dir = cache.task_cache(task_cache_dir, vocabulary, paths)
+            for split in ("train", eval_split) if eval_every else ("train",):
+                cache.ensure_cached(mixture_or_task_name, split, cache_dir)
         init = train_state.TrainStateInitializer(model, optimizer, mesh)
         manager = checkpoints.train_manager(
             model_dir,
@@ -257,6 +268,17 @@ def train(
             dropout_seed=seed,
         )
         resume_step = start if source == "resume" else None
+        batches = _train_batches(
+            mixture_or_task_name,
+            model,
+            task_feature_lengths,
+            per_host,
+            seed,
+            mesh,
+            model_dir,
+            use_cached=task_cache_dir is not None,
+        )
+        position = data_position.start_at(batches, start)
         loop = trainer_lib.Trainer(
             jax.jit(
                 step_fn,
@@ -265,7 +287,10 @@ def train(
                 donate_argnums=(0,),
             ),
             checkpoints.TrainCheckpointer(
-                manager, model, {"mixture_or_task_name": mixture_or_task_name, "seed": seed}
+                manager,
+                model,
+                {"mixture_or_task_name": mixture_or_task_name, "seed": seed},
+                data=batches,
             ),
             trainer_lib.LoopOptions(
                 train_steps=train_steps,
@@ -290,12 +315,14 @@ def train(
                 infer_eval_examples,
                 seed,
                 loss_opts,
+                use_cached=task_cache_dir is not None,
             ),
         )
-        batches = _train_batches(
-            mixture_or_task_name, model, task_feature_lengths, per_host, seed, start, mesh
-        )
-        summary = {**loop.run(state, start, batches), "restored_from": source}
+        summary = {
+            **loop.run(state, start, batches),
+            "restored_from": source,
+            "data_position": position,
+        }
     if jax.process_index() == 0 and summary["step"] >= train_steps:
         text = json.dumps(summary, indent=2) + "\n"
         checkpoints.write_text(f"{model_dir.rstrip('/')}/summary.json", text)

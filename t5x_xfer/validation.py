@@ -29,6 +29,7 @@ def make_evaluator(
     infer_examples: int,
     seed: int,
     loss_opts: trainer_lib.LossOptions,
+    use_cached: bool = False,
 ) -> Callable[[Any], dict[str, float]]:
     """A function params -> eval metrics: teacher-forced loss/accuracy over ``eval_steps``
     batches of ``split``, plus seqio metrics of greedy predictions on ``infer_examples``."""
@@ -48,6 +49,7 @@ def make_evaluator(
             shuffle=False,
             seed=seed,
             num_epochs=1,
+            use_cached=use_cached,
             **shard,
         )
         sums = None
@@ -71,6 +73,7 @@ def make_evaluator(
                     num_examples=infer_examples,
                     split=split,
                     seed=seed,
+                    use_cached=use_cached,
                 )
             )
         return out
@@ -87,6 +90,7 @@ def seqio_metrics(
     num_examples: int,
     split: str,
     seed: int,
+    use_cached: bool = False,
 ) -> dict[str, float]:
     """The tasks' own metrics on greedy decodes (as long as the targets), via seqio."""
     import seqio
@@ -95,7 +99,7 @@ def seqio_metrics(
         mixture_or_task_name=name,
         feature_converter=model.feature_converter(pack=False),
         eval_split=split,
-        use_cached=False,
+        use_cached=use_cached,
         seed=seed,
         sequence_length=dict(lengths),
         num_examples=num_examples,

@@ -20,6 +20,7 @@ GRID = "gin/experiments/grid_debug_cpu.gin"
 
 def _driver(root: Path) -> list[str]:
     train = ['DATA_DIR="{root}/data"', 'TOKENIZER="{root}/tokenizer.json"', "train.save_every=5"]
+    train.append('TASK_CACHE_DIR="{root}/cache"')
     target = ['MIXTURE_OR_TASK_NAME="xfer_mix_target_mbpp_completion"', "TRAIN_STEPS=10"]
     return [
         sys.executable,
@@ -87,6 +88,7 @@ def test_debug_experiment_resumes_after_sigkill(tmp_path):
     assert "cnn_dailymail/seed0/intermediate (resuming)" in out
     summary = json.loads((inter / "summary.json").read_text())
     assert summary["restored_from"] == "resume" and summary["step"] == 15
+    assert summary["data_position"] == "restored"  # the cached tasks' iterator, not a replay
     report = root / "report"
     data = json.loads((report / "report.json").read_text())
     assert data["arms"] == ["baseline", "cnn_dailymail"]

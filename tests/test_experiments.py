@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shlex
 
 import pytest
@@ -114,3 +115,12 @@ def test_several_grids_each_get_their_own_root(capsys):
     assert '"R/debug_cpu/baseline/seed0/target"' in out
     assert '"R/debug_cpu_decoder/baseline/seed0/target"' in out
     assert "--gin_file=gin/models/tiny_decoder.gin" in out
+
+
+def test_in_process_stages_report_their_exit_status(capsys):
+    """``run`` calls these binaries' main in its own process: their exit codes (argparse's 2
+    included) come back as a subprocess's would."""
+    for module, entry in experiments.IN_PROCESS.items():
+        assert callable(importlib.import_module(entry).main), module
+    assert experiments._in_process(["-m", "t5x_xfer.report", "--bogus"]) == 2
+    assert "required: --root, --out" in capsys.readouterr().err

@@ -110,10 +110,11 @@ def test_stage_chaining_and_run_outputs(setup):
     )
 
 
-def _launch(setup: dict, model_dir: Path) -> subprocess.Popen:
+def _launch(setup: dict, model_dir: Path, *extra: str) -> subprocess.Popen:
     argv = _argv(
         setup,
         model_dir,
+        *extra,
         "--gin.TRAIN_STEPS=30",
         "--gin.train.save_every=10",
         "--gin.train.log_every=1",
@@ -130,15 +131,20 @@ def _launch(setup: dict, model_dir: Path) -> subprocess.Popen:
     )
 
 
-def test_exact_resume_after_sigkill(setup):
-    whole = setup["root"] / "whole"
-    proc = _launch(setup, whole)
+@pytest.mark.parametrize("cached", [False, True], ids=["on_the_fly", "cached_tasks"])
+def test_exact_resume_after_sigkill(setup, cached):
+    """Tokenized on the fly, the data pipeline is replayed to the restored step; with
+    TASK_CACHE_DIR its saved position is restored. Both continue bit-identically."""
+    tag = "cached" if cached else "fly"
+    extra = [f'--gin.TASK_CACHE_DIR="{setup["root"] / "cache"}"'] if cached else []
+    whole = setup["root"] / f"whole_{tag}"
+    proc = _launch(setup, whole, *extra)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
     stderr = proc.stderr.read()
     assert "oneDNN" not in stderr and "cuda drivers" not in stderr, stderr[-2000:]  # quiet
 
-    killed = setup["root"] / "killed"
-    proc = _launch(setup, killed)
+    killed = setup["root"] / f"killed_{tag}"
+    proc = _launch(setup, killed, *extra)
     metrics = killed / "train_metrics.jsonl"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:
@@ -154,8 +160,11 @@ def test_exact_resume_after_sigkill(setup):
     assert saved and logged > max(saved) and logged < 30, (saved, logged)
     print(f"killed at step {logged}, last checkpoint {max(saved)}")
 
-    proc = _launch(setup, killed)
+    proc = _launch(setup, killed, *extra)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    resumed = json.loads((killed / "summary.json").read_text())
+    assert resumed["data_position"] == ("restored" if cached else "replayed")
+    assert (killed / "data_state").is_dir() == cached
     assert _metrics(killed) == _metrics(whole)  # the same loss at every step
     jax.tree.map(
         np.testing.assert_array_equal,

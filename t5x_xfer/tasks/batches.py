@@ -34,9 +34,11 @@ def get_dataset(
     num_epochs: int | None,
     shard_index: int = 0,
     num_shards: int = 1,
+    use_cached: bool = False,
 ) -> Any:
     """Shard ``shard_index`` of ``num_shards`` of ``name``, converted and batched (the last
-    partial batch is kept only for finite epochs, where eval pads it)."""
+    partial batch is kept only for finite epochs, where eval pads it). ``use_cached``: read the
+    tokenized tasks ``t5x_xfer.tasks.cache`` wrote."""
     ds = seqio.get_dataset(
         name,
         task_feature_lengths=dict(task_feature_lengths),
@@ -46,6 +48,7 @@ def get_dataset(
         num_epochs=num_epochs,
         shard_info=seqio.ShardInfo(index=shard_index, num_shards=num_shards),
         seed=seed,
+        use_cached=use_cached,
         verbose=False,
     )
     return ds.batch(batch_size, drop_remainder=num_epochs is None)
