@@ -100,8 +100,9 @@ def test_debug_experiment_resumes_after_sigkill(tmp_path):
 
 @pytest.mark.slow
 def test_decoder_only_debug_grid_end_to_end(tmp_path):
-    """The decoder-only family through the same grid at a smaller size: both arms, both
-    stages, decoding as continuations, execution, report. About 90 s on 2 cores; slow because
+    """The decoder-only family through the same grid at a smaller size, each stage its own
+    process (``run --isolate``): both arms, both stages, decoding as continuations,
+    execution, report. About 90 s on 2 cores; slow because
     the main job runs this grid in full and the default run covers its pieces
     (test_decoder_pipeline, test_experiments, the evaluator's tests)."""
     from tests.codeeval import fakes
@@ -128,6 +129,7 @@ def test_decoder_only_debug_grid_end_to_end(tmp_path):
         "--gin.DecodeSettings.max_length=16",
         "--gin.Grid.eval_languages=['python']",
         "--gin.Grid.report_ks=[1]",
+        "--isolate",  # every stage its own process, as `plan` prints them
     ]
     env = {k: v for k, v in os.environ.items() if k != "T5X_HUMANEVAL_X_DIR"}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
