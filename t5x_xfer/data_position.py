@@ -68,7 +68,19 @@ class DataIterator:
 
     def restore(self, step: int) -> None:
         """Continue from the position saved at ``step`` (``has_state(step)`` must hold)."""
-        self._checkpoint().read(_prefix(self.model_dir, step, self.process_index)).assert_consumed()
+        import tensorflow as tf
+
+        prefix = _prefix(self.model_dir, step, self.process_index)
+        try:
+            self._checkpoint().read(prefix).assert_consumed()
+        except (tf.errors.OpError, AssertionError, ValueError) as e:
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ValueError(
+                f"the data position saved at step {step} ({prefix}) does not fit this run's "
+                "input pipeline (another mixture, batch size, feature lengths or seed?): "
+                f"{first}. Resume with the run's own settings, or delete "
+                f"{_step_dir(self.model_dir, step)} to replay the pipeline instead"
+            ) from None
 
     def skip(self, batches: int) -> None:
         """Move forward by drawing and dropping ``batches`` batches (no saved state)."""

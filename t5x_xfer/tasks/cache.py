@@ -11,8 +11,8 @@ it (``t5x_xfer.train``).
 
 Layout: ``<cache_dir>/<key>/<task>/{<split>.tfrecord-00000-of-00001, info.<split>.json,
 stats.<split>.json, COMPLETED}``, seqio's own file names; ``<key>`` hashes the vocabulary's
-files and the data paths, so two tokenizers never share a cache. The data itself is not
-hashed: after changing a dataset in place, delete its cache.
+files, the data paths and the task code, so two tokenizers never share a cache. The data
+itself is not hashed: after changing a dataset in place, delete its cache.
 """
 
 from __future__ import annotations
@@ -36,8 +36,13 @@ CACHE_SEED = 0  # seeds the (normally deterministic) preprocessing before the ca
 
 
 def cache_key(vocabulary: seqio.Vocabulary, data_paths: Iterable[Any]) -> str:
-    """A short hash of what the cached token ids depend on besides the task definitions."""
+    """A short hash of what the cached token ids depend on: the vocabulary's files, the data
+    paths, and the code that defines the tasks (this package's ``tasks`` modules and seqio's
+    version), so that an updated preprocessor never reads a stale cache."""
     h = hashlib.sha256(repr(sorted(map(str, data_paths))).encode())
+    h.update(seqio.__version__.encode())
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(module.read_bytes())
     h.update(type(vocabulary).__name__.encode())
     for attr in ("_source", "sentencepiece_model_file"):
         source = getattr(vocabulary, attr, None)
