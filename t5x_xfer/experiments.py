@@ -339,16 +339,20 @@ def _compilation_cache_env(base: str) -> dict[str, str]:
 
 
 def _use_compilation_cache(base: str) -> None:
-    """The same cache for the stages run in this process (the user's environment wins)."""
-    wanted = {k: v for k, v in _compilation_cache_env(base).items() if k not in os.environ}
-    if "jax" not in sys.modules:  # read by jax's config when it is imported
-        os.environ.update(wanted)
-        return
+    """The grid's cache for the stages run in this process (the user's environment wins).
+    JAX opens its cache directory once, so a new grid's directory resets it."""
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
 
-    for key, value in wanted.items():
+    for key, value in _compilation_cache_env(base).items():
         name = key.lower()
-        jax.config.update(name, value if name.endswith("_dir") else float(value))
+        current = getattr(jax.config, name)
+        typed = value if current is None else type(current)(value)
+        if key in os.environ or current == typed:
+            continue
+        jax.config.update(name, typed)
+        if name == "jax_compilation_cache_dir":
+            compilation_cache.reset_cache()
 
 
 def _in_process(argv: Sequence[str]) -> int:

@@ -124,3 +124,23 @@ def test_in_process_stages_report_their_exit_status(capsys):
         assert callable(importlib.import_module(entry).main), module
     assert experiments._in_process(["-m", "t5x_xfer.report", "--bogus"]) == 2
     assert "required: --root, --out" in capsys.readouterr().err
+
+
+def test_each_grid_run_in_process_gets_its_own_compilation_cache(tmp_path, monkeypatch):
+    """JAX opens its cache directory once; the driver reopens it for the next grid's root."""
+    import jax
+
+    for key in experiments._compilation_cache_env("x"):
+        monkeypatch.delenv(key, raising=False)
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        for grid in ("a", "b"):
+            experiments._use_compilation_cache(str(tmp_path / grid))
+            jax.jit(lambda x, g=grid: x * len(g) + 1)(jax.numpy.ones(3)).block_until_ready()
+            assert jax.config.jax_compilation_cache_dir == str(tmp_path / grid / ".jax_cache")
+            assert any((tmp_path / grid / ".jax_cache").iterdir())
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
+        from jax.experimental.compilation_cache import compilation_cache
+
+        compilation_cache.reset_cache()

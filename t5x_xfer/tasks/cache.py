@@ -64,12 +64,7 @@ def task_cache(root: str | Path, vocabulary: seqio.Vocabulary, paths: Any) -> Pa
 def use_cache_dir(directory: str | Path) -> None:
     """Make seqio look for cached tasks in ``directory`` (first), for this process."""
     others = [d for d in seqio.utils.get_global_cache_dirs() if d != str(directory)]
-    dirs = [str(directory), *others]
-    seqio.utils.set_global_cache_dirs(dirs)
-    for name in seqio.TaskRegistry.names():  # a task remembers where it last looked
-        task = seqio.TaskRegistry.get(name)
-        if getattr(task, "_cache_dir", None) and not Path(task._cache_dir).is_dir():
-            task._cache_dir = None
+    seqio.utils.set_global_cache_dirs([str(directory), *others])
 
 
 def ensure_cached(name: str, split: str, directory: str | Path) -> None:
@@ -83,8 +78,6 @@ def ensure_cached(name: str, split: str, directory: str | Path) -> None:
         if done.is_file() and (directory / task.name / "COMPLETED").is_file():
             continue
         _write(task, split, directory)
-        task._cache_dir = None  # found on the next look
-        task._stats = {}
 
 
 def _write(task: seqio.Task, split: str, directory: Path) -> None:
