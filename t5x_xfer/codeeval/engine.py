@@ -26,6 +26,7 @@ from pathlib import Path
 
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
+from t5x_xfer.codeeval.compile_server import JavacServer
 from t5x_xfer.codeeval.toolchains import Toolchain, tools_dir
 from t5x_xfer.io_utils import write_atomic
 
@@ -49,6 +50,7 @@ class ExecConfig:
     toolchains: dict[str, Toolchain]
     limits: sb.Limits = sb.Limits()
     timeout_scale: float = 1.0
+    warm_javac: bool = True  # compile Java in one warm JVM per worker (compile_server)
 
     def salt(self, language: str) -> str:
         """What besides the source determines a result: recipe, toolchain, limits, timeouts."""
@@ -85,8 +87,11 @@ def _own(path: Path, uid: int, gid: int, mode_dir: int, mode_file: int) -> None:
                 os.chmod(p, mode_file | (os.stat(p).st_mode & 0o111))
 
 
-def run_program(program: Program, box: sb.Sandbox, config: ExecConfig) -> dict:
-    """Build and run one program in the sandbox and judge it."""
+def run_program(
+    program: Program, box: sb.Sandbox, config: ExecConfig, javac: JavacServer | None = None
+) -> dict:
+    """Build and run one program in the sandbox and judge it. ``javac``: a warm compiler for
+    Java's build step (the program still runs in the sandbox)."""
     spec = L.LANGUAGES[program.language]
     tools = config.toolchains[program.language].tools
     slot = box.slot
@@ -114,15 +119,21 @@ def run_program(program: Program, box: sb.Sandbox, config: ExecConfig) -> dict:
     result = {"status": "", "phase": "build", "returncode": None, "build_s": 0.0, "run_s": 0.0}
     scale = config.timeout_scale
     for argv in spec.build(tools, w):
-        out = box.run(
-            argv,
-            workdir=work,
-            timeout_s=spec.compile_timeout_s * scale,
-            env=env,
-            writable=True,
-            rw_binds=rw,
-            tmp=tmp,
-        )
+        out = None
+        if javac is not None and program.language == "java":
+            out = javac.compile(work / "Main.java", work, spec.compile_timeout_s * scale)
+            if out is not None:  # report paths as the sandboxed javac would have
+                out.stderr = out.stderr.replace(str(work), w)
+        if out is None:
+            out = box.run(
+                argv,
+                workdir=work,
+                timeout_s=spec.compile_timeout_s * scale,
+                env=env,
+                writable=True,
+                rw_binds=rw,
+                tmp=tmp,
+            )
         result["build_s"] += out.wall_s
         status = _early_status(out, spec, "compile_error")
         if status:
@@ -175,17 +186,26 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     slot = sb.acquire_slot(with_uid=config.probe.tier in ("bwrap+uid", "uid"))
     binds = [str(tools_dir())] + _tool_roots(config)
     box = sb.Sandbox(config.probe, slot, config.limits, ro_binds=binds)
+    java = config.toolchains.get("java")
+    javac = None
+    if config.warm_javac and java is not None and java.ready:
+        javac = JavacServer(java.tools["java"])
+        box.keep_alive = lambda: frozenset({javac.pid} if javac.pid else ())
     outbox.send(("ready", slot.index))
-    while True:
-        program = inbox.recv()
-        if program is None:
-            break
-        try:
-            result = run_program(program, box, config)
-        except Exception as e:  # an evaluator bug, never a model failure
-            result = {"status": "environment_error", "phase": "engine", "stderr": repr(e)}
-        outbox.send(("result", program.key, result))
-    slot.release()
+    try:
+        while True:
+            program = inbox.recv()
+            if program is None:
+                break
+            try:
+                result = run_program(program, box, config, javac)
+            except Exception as e:  # an evaluator bug, never a model failure
+                result = {"status": "environment_error", "phase": "engine", "stderr": repr(e)}
+            outbox.send(("result", program.key, result))
+    finally:
+        if javac is not None:
+            javac.close()
+        slot.release()
 
 
 class _Worker:

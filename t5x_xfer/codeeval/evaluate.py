@@ -37,8 +37,10 @@ def prepare(
     unsafe: bool = False,
     limits: sb.Limits | None = None,
     timeout_scale: float = 1.0,
+    warm_javac: bool = True,
 ) -> tuple[engine.ExecConfig, list[engine.Program]]:
-    """Validate everything and assemble the programs, raising before any execution."""
+    """Validate everything and assemble the programs, raising before any execution.
+    ``warm_javac=False`` runs javac in the sandbox for every Java program (the reference)."""
     D.check_samples(list(samples), problems)
     if timeout_scale <= 0:
         raise ValueError(f"timeout_scale must be positive, got {timeout_scale}")
@@ -53,7 +55,7 @@ def prepare(
         )
     found = sb.probe(sandbox_tier)
     sb.check_allowed(found, unsafe)
-    config = engine.ExecConfig(found, chains, limits or sb.Limits(), timeout_scale)
+    config = engine.ExecConfig(found, chains, limits or sb.Limits(), timeout_scale, warm_javac)
     programs = []
     for s in samples:
         problem = problems[s.language][s.task_id]
@@ -76,6 +78,7 @@ def evaluate(
     timeout_scale: float = 1.0,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    warm_javac: bool = True,
 ) -> Evaluation:
     """Execute every sample and write results.jsonl, summary.json and report.md to out_dir.
 
@@ -92,6 +95,7 @@ def evaluate(
         unsafe=unsafe,
         limits=limits,
         timeout_scale=timeout_scale,
+        warm_javac=warm_javac,
     )
     cache = Path(cache_dir) if cache_dir else out / "cache"
     results, stats = engine.execute(

@@ -275,6 +275,12 @@ def _rust_build(t: Mapping[str, str], w: str) -> list[Command]:
         [t["rustc"], "--edition", "2021", "--test", "-A", "warnings", "-C", "opt-level=0"]
         + ["-C", "debuginfo=0", *externs, "-L", f"dependency={t['rust_deps']}"]
         + (["-C", "link-arg=-fuse-ld=gold"] if t.get("ld.gold") else [])
+        # std as a shared library: linking takes half the time (found at run time by rpath).
+        + (
+            ["-C", "prefer-dynamic", "-C", f"link-arg=-Wl,-rpath,{t['rust_std_dylib']}"]
+            if t.get("rust_std_dylib")
+            else []
+        )
         + [f"{w}/main.rs", "-o", f"{w}/main"]
     ]
 
@@ -307,6 +313,7 @@ LANGUAGES: dict[str, Language] = {
             build=lambda t, w: [
                 [t["g++"], "-std=c++17", "-w"]
                 + (["-include", t["cpp_pch"]] if t.get("cpp_pch") else [])
+                + (["-fuse-ld=gold"] if t.get("ld.gold") else [])
                 + [f"{w}/main.cpp", "-o", f"{w}/main", "-lcrypto", "-lssl"]
             ],
             run=lambda t, w: [[f"{w}/main"]],
@@ -315,6 +322,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"(boost|openssl)/[\w./]+: No such file|cannot find -l(crypto|ssl)",
             compile_timeout_s=60,
             run_timeout_s=15,
+            version=2,  # 2: linked by gold when available
         ),
         Language(
             name="java",
@@ -333,6 +341,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"(?!)",
             compile_timeout_s=60,
             run_timeout_s=15,
+            version=2,  # 2: compiled by a warm javac (compile_server) when available
         ),
         Language(
             name="js",
@@ -383,6 +392,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"can't find crate for `(rand|regex|md5)`",
             compile_timeout_s=120,
             run_timeout_s=15,
+            version=2,  # 2: std linked dynamically
         ),
     ]
 }

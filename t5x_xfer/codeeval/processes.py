@@ -27,9 +27,10 @@ def pids_of(uid: int) -> list[int]:
     return pids
 
 
-def kill_descendants(root: int) -> None:
+def kill_descendants(root: int, keep: frozenset[int] = frozenset()) -> None:
     """SIGKILL every descendant of ``root``: orphans that escaped with setsid are reparented to
-    it (a child subreaper), so this reaches them in tiers without a uid of their own."""
+    it (a child subreaper), so this reaches them in tiers without a uid of their own. ``keep``:
+    the worker's own helpers (a warm compiler), spared with their descendants."""
     for _ in range(200):
         parent = {}
         for entry in os.listdir("/proc"):
@@ -41,7 +42,13 @@ def kill_descendants(root: int) -> None:
                 fields = stat_line.rsplit(")", 1)[1].split()
                 if fields[0] != "Z":
                     parent[int(entry)] = int(fields[1])
-        doomed = [p for p in parent if _descends(p, root, parent)]
+        doomed = [
+            p
+            for p in parent
+            if p not in keep
+            and _descends(p, root, parent)
+            and not any(_descends(p, k, parent) for k in keep)
+        ]
         if not doomed:
             return
         for pid in doomed:

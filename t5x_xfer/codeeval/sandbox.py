@@ -32,7 +32,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from t5x_xfer.codeeval.processes import exited, kill_descendants, kill_user, pids_of, reap
@@ -306,6 +306,8 @@ class Sandbox:
         self.ro_binds = [p for p in ro_binds if os.path.exists(p)]
         self.bwrap = shutil.which("bwrap") if self.tier.startswith("bwrap") else None
         self.uid = slot.uid if self.tier in ("bwrap+uid", "uid") else None
+        # Processes of the worker's own that cleaning up after a program must spare.
+        self.keep_alive: Callable[[], frozenset[int]] = frozenset
         if found.cgroup:
             setup_cgroups(slot, found.cgroup, limits)
 
@@ -453,5 +455,5 @@ class Sandbox:
         if self.uid is not None:
             kill_user(self.uid)
         elif not self.bwrap:  # bwrap's pid namespace already took everything down with it
-            kill_descendants(os.getpid())
+            kill_descendants(os.getpid(), keep=self.keep_alive())
         reap()

@@ -140,6 +140,9 @@ def _check_libraries(lang: str, tools: dict[str, str], tdir: Path, manifest: dic
         pch = tdir / "cpp" / "humaneval.h"
         if (pch.parent / "humaneval.h.gch").is_file():
             tools["cpp_pch"] = str(pch)
+        gold = _which("ld.gold", True)
+        if gold:
+            tools["ld.gold"] = gold  # links a fifth of a second faster than ld.bfd
     elif lang == "java":
         # A class-data archive of javac's startup (built by the install script) halves its time.
         cds = tdir / "java" / "javac.jsa"
@@ -163,7 +166,23 @@ def _check_libraries(lang: str, tools: dict[str, str], tdir: Path, manifest: dic
         gold = _which("ld.gold", True)
         if gold:
             tools["ld.gold"] = gold  # links the test binaries faster than ld.bfd
+        std = _rust_std_dylib_dir(tools["rustc"])
+        if std:
+            tools["rust_std_dylib"] = std  # linking std dynamically halves each build
     return missing
+
+
+def _rust_std_dylib_dir(rustc: str) -> str | None:
+    """The directory of the toolchain's shared libstd, when it ships one."""
+    code, sysroot = _run([rustc, "--print", "sysroot"])
+    code_v, verbose = _run([rustc, "-vV"])
+    host = next(
+        (x.split(":", 1)[1].strip() for x in verbose.splitlines() if x.startswith("host:")), ""
+    )
+    if code or code_v or not host:
+        return None
+    lib = Path(sysroot) / "lib" / "rustlib" / host / "lib"
+    return str(lib) if any(lib.glob("libstd-*.so")) else None
 
 
 def _java_id(tools: dict[str, str]) -> str:
