@@ -90,6 +90,21 @@ def test_import_is_light() -> None:
     assert "python -m t5x_xfer.report" in done.stdout and "--exclude_known_defects" in done.stdout
 
 
+def test_writing_a_report_does_not_import_tensorflow(tmp_path: Path) -> None:
+    # A whole report, plots included, from the CLI: the arm names come from t5x_xfer.arms,
+    # not the task registry (which would import TensorFlow: seconds and log lines per run).
+    for arm in ("baseline", "mnli", "cnn_dailymail"):
+        write_eval(tmp_path, arm, 0, {"python": [(10, 3), (10, 0), (10, 9)]})
+    code = (
+        "import sys; from t5x_xfer.report import main; "
+        f"rc = main(['--root', {str(tmp_path)!r}, '--out', {str(tmp_path / 'out')!r}]); "
+        "print(rc, sorted(m for m in ('tensorflow', 'seqio', 'jax') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stdout + done.stderr
+    assert (tmp_path / "out" / "pass_at_1_python.png").is_file()
+
+
 def test_pass_at_k_against_hand_computed(tmp_path: Path) -> None:
     # n = 12 per problem, c = 0, 1, 12. pass@1 = c/n; pass@10 = 1 - C(n-c,10)/C(n,10):
     # c=1: 1 - C(11,10)/C(12,10) = 1 - 11/66 = 5/6; c=12: 1.
@@ -269,10 +284,106 @@ def test_environment_errors_are_left_out(tmp_path: Path) -> None:
     write_eval(tmp_path, "mnli", 0, {"cpp": [(0, 0), (2, 2)]}, env_errors={"cpp": 2})
     rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
     m = rep["per_language"]["cpp"]["metrics"]["pass@1"]
-    # CPP/0 has no scored sample in mnli: dropped for every arm, so both use CPP/1 only
-    assert m["task_ids"] == ["CPP/1"] and "CPP/0" in m["dropped_problems"]
-    assert m["arms"]["baseline"]["mean"] == 1.0
-    assert "baseline/seed0 cpp: 3 samples hit environment errors" in " ".join(rep["statements"])
+    # CPP/0 has no scored sample in mnli: missing there only; the baseline keeps its own 2
+    assert m["task_ids"] == ["CPP/0", "CPP/1"] and not m["dropped_problems"]
+    assert m["arms"]["baseline"]["mean"] == 0.75 and m["arms"]["mnli"]["mean"] == 1.0
+    assert m["arms"]["mnli"]["per_problem"]["0"] == [None, 1.0]
+    assert m["runs_with_fewer_problems"] == {"mnli/seed0": 1}
+    cmp = m["vs_baseline"]["mnli"]  # compared where both have a value: CPP/1 only
+    assert cmp["n_problems"] == 1 and cmp["problems_left_out"] == 1 and cmp["diff"] == 0.0
+    statements = " ".join(rep["statements"])
+    assert "baseline/seed0 cpp: 3 samples hit environment errors" in statements
+    assert "1 of 2 runs have >= 1 scored samples on fewer of them (mnli/seed0 1)" in statements
+
+
+def test_pass_at_10_uses_each_runs_own_samples(tmp_path: Path) -> None:
+    """One environment error in one run (n = 9 < 10) costs that run's problem only: every other
+    run keeps it for pass@10, and comparisons leave it out only where it is missing."""
+    rng = np.random.default_rng(6)
+    p = rng.uniform(0.05, 0.5, size=30)
+    for arm in ("baseline", "mnli", "cnn_dailymail"):
+        for s in (0, 1):
+            counts = random_counts(rng, p, 10)
+            if arm == "mnli" and s == 1:
+                counts[0] = (9, counts[0][1] - (counts[0][1] > 0))
+            write_eval(tmp_path, arm, s, {"python": counts})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
+    m = rep["per_language"]["python"]["metrics"]["pass@10"]
+    assert m["problems"] == 30 and m["runs_with_fewer_problems"] == {"mnli/seed1": 29}
+    assert m["arms"]["mnli"]["problems_per_seed"] == {"0": 30, "1": 29}
+    assert m["arms"]["baseline"]["problems_per_seed"] == {"0": 30, "1": 30}
+    assert m["vs_baseline"]["cnn_dailymail"]["n_problems"] == 30
+    mnli = m["vs_baseline"]["mnli"]
+    assert mnli["n_problems"] == 29 and mnli["problems_left_out"] == 1
+    base = m["arms"]["baseline"]["per_problem"]
+    # the mean of mnli seed 1 is over its own 29 problems
+    per_seed = m["arms"]["mnli"]["per_seed"]["1"]
+    values = m["arms"]["mnli"]["per_problem"]["1"]
+    assert values[0] is None and per_seed == pytest.approx(np.mean(values[1:]), abs=1e-6)
+    assert None not in base["0"] + base["1"]
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "29 problems; 1 lack a value" in md and "mnli/seed1 29" in md
+
+
+def test_constant_gain_still_writes_report_with_interval_around_estimate(
+    tmp_path: Path,
+) -> None:
+    """The same gain on every problem and seed: the interval is (up to rounding) one point,
+    which must contain the estimate, and the plot must not fail on a negative error bar."""
+    rng = np.random.default_rng(8)
+    c = rng.integers(0, 9, size=50)
+    for s in (0, 1, 2):
+        write_eval(tmp_path, "baseline", s, {"js": [(10, int(x)) for x in c]})
+        write_eval(tmp_path, "cnn_dailymail", s, {"js": [(10, int(x) + 1) for x in c]})
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=500)
+    for metric in ("pass@1", "pass@10"):
+        cmp = rep["per_language"]["js"]["metrics"][metric]["vs_baseline"]["cnn_dailymail"]
+        assert cmp["low"] <= cmp["diff"] <= cmp["high"], cmp
+    cmp = rep["per_language"]["js"]["metrics"]["pass@1"]["vs_baseline"]["cnn_dailymail"]
+    assert cmp["diff"] == pytest.approx(0.1) and cmp["verdict"] == "above zero"
+    assert (tmp_path / "out" / "pass_at_1_js.png").is_file()
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = rng.integers(0, 9, size=(3, 40)) / 10
+        r = R.paired_bootstrap(a, a + 0.1, n_resamples=200, seed=int(rng.integers(100)))
+        assert r.low <= r.diff <= r.high
+
+
+def test_a_failing_plot_is_stated_not_fatal(tmp_path: Path, monkeypatch) -> None:
+    write_eval(tmp_path, "baseline", 0, {"go": [(1, 1), (1, 0)]})
+
+    def broken(report, language):
+        raise ValueError("'xerr' must not contain negative values")
+
+    monkeypatch.setattr("t5x_xfer.report.write.plot_language", broken)
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=50)
+    assert (tmp_path / "out" / "report.json").is_file() and (
+        tmp_path / "out" / "report.md"
+    ).is_file()
+    assert rep["files"]["plots"] == {}
+    assert any("go: plot pass_at_1_go.png not drawn (ValueError" in s for s in rep["statements"])
+
+
+def test_seeds_without_a_language_or_rows_are_stated_per_language(tmp_path: Path) -> None:
+    two = {"python": [(2, 1), (2, 0), (2, 2)], "rust": [(2, 0), (2, 1), (2, 1)]}
+    for s in (0, 1, 2):
+        write_eval(tmp_path, "baseline", s, two)
+    write_eval(tmp_path, "mnli", 0, two)
+    write_eval(tmp_path, "mnli", 1, {"python": two["python"]})  # no rust
+    write_eval(tmp_path, "mnli", 2, {})  # empty results.jsonl
+    rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=100)
+    rust, python = rep["per_language"]["rust"], rep["per_language"]["python"]
+    assert rust["seeds_missing"] == {"mnli": [1, 2]} and python["seeds_missing"] == {"mnli": [2]}
+    assert rust["metrics"]["pass@1"]["vs_baseline"]["mnli"]["seeds"] == [0]
+    assert any(
+        s.startswith("rust: mnli seeds [1, 2] have no rust results (empty results: seeds [2])")
+        for s in rust["statements"]
+    )
+    assert any(s.startswith("python: mnli seeds [2]") for s in python["statements"])
+    assert any("mnli/seed2: " in s and "used in no language" in s for s in rep["statements"])
+    md = (tmp_path / "out" / "report.md").read_text()
+    section = md[md.index("## rust") :]
+    assert "Coverage:" in section and "mnli seeds [1, 2] have no rust results" in section
 
 
 def test_known_defects_can_be_excluded(tmp_path: Path) -> None:

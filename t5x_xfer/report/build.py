@@ -71,6 +71,7 @@ def build_report(
         per_language[lang], matrices[lang], notes = _language_entry(
             lang, runs, arms, ks, n_resamples=n_resamples, seed=seed
         )
+        per_language[lang]["statements"] = notes
         statements += notes
     best = _best_nlu(per_language, primary)
     if best["arm"] is None:
@@ -123,12 +124,22 @@ def _coverage_statements(
     if len(tiers) > 1:
         statements.append(f"evaluations ran under different sandbox tiers: {tiers}")
     for r in runs:
+        if not r.problems:
+            statements.append(
+                f"{r.arm}/seed{r.seed}: {r.path / 'results.jsonl'} has no result rows"
+                " (after exclusions): this seed is used in no language"
+            )
         for lang, count in sorted(r.environment_errors.items()):
             statements.append(
                 f"{r.arm}/seed{r.seed} {lang}: {count} samples hit environment errors "
                 "(left out of pass@k; fix the toolchain and re-evaluate)"
             )
     return statements
+
+
+def _is_empty(runs: Sequence[RunResults], arm: str, seed: int) -> bool:
+    """Whether the run of ``arm`` and ``seed`` has no result rows in any language."""
+    return any(r.arm == arm and r.seed == seed and not r.problems for r in runs)
 
 
 def _languages(runs: Sequence[RunResults]) -> tuple[list[str], list[str]]:
@@ -188,6 +199,17 @@ def _language_entry(
     statements = []
     if entry["arms_missing"]:
         statements.append(f"{lang}: no results for arms {', '.join(entry['arms_missing'])}")
+    entry["seeds_missing"] = {}
+    for arm in lang_arms:
+        without = sorted(r.seed for r in runs if r.arm == arm and lang not in r.problems)
+        if without:
+            entry["seeds_missing"][arm] = without
+            empty = [s for s in without if _is_empty(runs, arm, s)]
+            why = f" (empty results: seeds {empty})" if empty else ""
+            statements.append(
+                f"{lang}: {arm} seeds {without} have no {lang} results{why}; {arm} is reported "
+                f"over seeds {entry['seeds'][arm]} and compared on the seeds both arms have"
+            )
     matrices: dict[str, Matrices] = {}
     for k in ks:
         metric = metric_name(k)
@@ -198,6 +220,17 @@ def _language_entry(
         if m_matrices is not None:
             matrices[metric] = m_matrices
     return entry, matrices, statements
+
+
+def _run_values(
+    counts: Mapping[str, tuple[int, int]], task_ids: Sequence[str], k: int
+) -> np.ndarray:
+    """One run's per-problem pass@k over ``task_ids``, NaN where it has fewer than k scored
+    samples (the unbiased estimator needs n >= k)."""
+    out = np.full(len(task_ids), np.nan)
+    usable = [i for i, t in enumerate(task_ids) if counts[t][0] >= k]
+    out[usable] = per_problem_pass_at_k([counts[task_ids[i]] for i in usable], k)
+    return out
 
 
 def _metric_entry(
@@ -212,46 +245,62 @@ def _metric_entry(
 ) -> tuple[dict[str, Any], Matrices | None, list[str]]:
     """pass@k of one language: per-arm statistics and the comparisons, with its statements.
 
-    pass@k needs at least k scored samples of a problem in every run; problems short of that are
-    dropped for this k (and stated) so that every arm is averaged over the same problems.
+    Each run's problem uses that run's own scored samples while it has at least k of them (a
+    problem short of k in one run is missing in that run only, not dropped for every arm);
+    a run is averaged over its own problems, a comparison over the problems both arms have in
+    every compared seed, and the coverage is stated.
     """
     metric = metric_name(k)
+    values = {(r.arm, r.seed): _run_values(r.problems[lang], task_ids, k) for r in lang_runs}
+    has_value = np.any([np.isfinite(v) for v in values.values()], axis=0)
+    used = [t for t, ok in zip(task_ids, has_value, strict=True) if ok]
     short = {
-        t: f"n={min(r.problems[lang][t][0] for r in lang_runs)} < {k} in some arm/seed"
-        for t in task_ids
-        if any(r.problems[lang][t][0] < k for r in lang_runs)
+        t: f"fewer than {k} scored samples in every run"
+        for t, ok in zip(task_ids, has_value, strict=True)
+        if not ok
     }
-    used = [t for t in task_ids if t not in short]
     m_entry: dict[str, Any] = {"problems": len(used), "dropped_problems": short}
     if not used:
         m_entry["available"] = False
         statement = f"{lang}: {metric} not available (needs >= {k} scored samples per problem)"
         return m_entry, None, [statement]
     statements = []
-    if short:
+    partial = {
+        f"{arm}/seed{s}": int(np.isfinite(v).sum())
+        for (arm, s), v in values.items()
+        if np.isfinite(v).sum() < len(used)
+    }
+    m_entry["runs_with_fewer_problems"] = partial
+    if partial:
+        listed = ", ".join(f"{run} {n}" for run, n in partial.items())
+        statements.append(
+            f"{lang}: {metric} over {len(used)} of {len(task_ids)} problems; "
+            f"{len(partial)} of {len(values)} runs have >= {k} scored samples on fewer of them "
+            f"({listed}): each run is averaged over its own problems, each comparison over the "
+            "problems both arms have in every compared seed"
+        )
+    elif short:
         statements.append(
             f"{lang}: {metric} over {len(used)} of {len(task_ids)} problems "
-            f"({len(short)} have fewer than {k} scored samples in some arm/seed)"
+            f"({len(short)} have fewer than {k} scored samples in every run)"
         )
     m_entry["available"] = True
     m_entry["task_ids"] = used
+    keep = np.asarray(has_value)
     matrices: Matrices = {
-        arm: {
-            r.seed: per_problem_pass_at_k([r.problems[lang][t] for t in used], k)
-            for r in lang_runs
-            if r.arm == arm
-        }
+        arm: {s: v[keep] for (a, s), v in values.items() if a == arm and np.isfinite(v).any()}
         for arm in lang_arms
     }
-    m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in lang_arms}
+    matrices = {arm: m for arm, m in matrices.items() if m}
+    m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in matrices}
     opts = {"n_resamples": n_resamples, "seed": seed}
     m_entry["vs_baseline"] = (
-        {a: compare(matrices, BASELINE, a, **opts) for a in lang_arms if a != BASELINE}
+        {a: compare(matrices, BASELINE, a, **opts) for a in matrices if a != BASELINE}
         if BASELINE in matrices
         else None
     )
     m_entry["cnn_vs_nlu"] = (
-        {a: compare(matrices, a, CNN, **opts) for a in lang_arms if a in NLU_ARMS}
+        {a: compare(matrices, a, CNN, **opts) for a in matrices if a in NLU_ARMS}
         if CNN in matrices
         else None
     )
@@ -260,15 +309,20 @@ def _metric_entry(
 
 def _arm_stats(per_seed_matrix: Mapping[int, np.ndarray]) -> dict[str, Any]:
     """One arm's pass@k: the mean over seeds, their spread and the values behind them (per seed
-    and per problem), so the seed-to-seed variation is visible next to the bootstrap interval."""
-    per_seed = {s: float(v.mean()) for s, v in sorted(per_seed_matrix.items())}
+    and per problem, None where a run lacks the problem), so the seed-to-seed variation is
+    visible next to the interval."""
+    per_seed = {s: float(np.nanmean(v)) for s, v in sorted(per_seed_matrix.items())}
     values = list(per_seed.values())
     return {
         "mean": float(np.mean(values)),
         "seed_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
         "per_seed": {str(s): v for s, v in per_seed.items()},
+        "problems_per_seed": {
+            str(s): int(np.isfinite(v).sum()) for s, v in sorted(per_seed_matrix.items())
+        },
         "per_problem": {
-            str(s): [round(float(x), 6) for x in v] for s, v in sorted(per_seed_matrix.items())
+            str(s): [round(float(x), 6) if np.isfinite(x) else None for x in v]
+            for s, v in sorted(per_seed_matrix.items())
         },
     }
 

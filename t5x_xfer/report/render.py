@@ -37,6 +37,8 @@ def describe(cmp: Mapping[str, Any] | None) -> str:
     if not cmp or not cmp.get("available"):
         return "n/a" if not cmp else f"n/a ({cmp['reason']})"
     text = f"{_pp(cmp['diff'])} pp [{_pp(cmp['low'])}, {_pp(cmp['high'])}]"
+    if cmp.get("problems_left_out"):
+        text += f" ({cmp['n_problems']} problems; {cmp['problems_left_out']} lack a value)"
     return text + (f" (paired seeds {cmp['seeds']} only)" if "note" in cmp else "")
 
 
@@ -101,6 +103,9 @@ def _language_section(
     title = lang + ("" if entry["zero_shot"] else " (target language, not zero-shot)")
     lines = ["", f"## {title}", ""]
     available = [m for m in ks if entry["metrics"][m].get("available")]
+    coverage = [f"- {note}" for note in entry.get("statements", [])]
+    if coverage:
+        lines += ["Coverage:", "", *coverage, ""]
     if not available:
         return [*lines, "No pass@k available."]
     counts = ", ".join(f"{m}: {entry['metrics'][m]['problems']}" for m in available)
@@ -204,6 +209,16 @@ def _plot_arms(ax: Any, y: np.ndarray, arms: list[str], stats: Mapping[str, Any]
     ax.set_xlim(0, min(100.0, top * 1.1))  # a readable axis even when all are 0
 
 
+def _xerr(d: float, low: float, high: float) -> list[list[float]]:
+    """matplotlib's error bar lengths around ``d``, never negative (an interval a rounding
+    error away from its estimate must not cost the report its plot).
+
+    >>> _xerr(0.1, 0.10000000000000002, 0.3)
+    [[0.0], [0.19999999999999998]]
+    """
+    return [[max(0.0, d - low)], [max(0.0, high - d)]]
+
+
 def _plot_differences(ax: Any, y: np.ndarray, arms: list[str], vs: Mapping[str, Any]) -> None:
     """Each arm's difference to the baseline with its CI, around a line at zero."""
     for yi, arm in zip(y, arms, strict=True):
@@ -211,7 +226,7 @@ def _plot_differences(ax: Any, y: np.ndarray, arms: list[str], vs: Mapping[str, 
         if not cmp or not cmp.get("available"):
             continue
         d, lo, hi = 100 * cmp["diff"], 100 * cmp["low"], 100 * cmp["high"]
-        ax.errorbar(d, yi, xerr=[[d - lo], [hi - d]], fmt="o", color=_colour(arm), capsize=3)
+        ax.errorbar(d, yi, xerr=_xerr(d, lo, hi), fmt="o", color=_colour(arm), capsize=3)
     ax.axvline(0, color="black", lw=0.8)
     lo_x, hi_x = ax.get_xlim()
     if hi_x - lo_x < 1.0:  # all differences ~0: show +-1 pp rather than float noise

@@ -122,10 +122,11 @@ def paired_bootstrap(
     replicates = sums / (n_seeds * n_problems)
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail])
-    return Interval(
-        diff=float(d.mean()),
-        low=float(low),
-        high=float(high),
+    diff = float(d.mean())
+    return Interval(  # the replicates' sums round differently from d.mean(): keep diff inside
+        diff=diff,
+        low=min(float(low), diff),
+        high=max(float(high), diff),
         n_seeds=n_seeds,
         n_problems=n_problems,
         n_resamples=n_resamples,
@@ -142,8 +143,11 @@ def compare(
 ) -> dict[str, Any]:
     """b - a on the seeds both arms have (paired by seed number), as a JSON-able dict.
 
-    ``matrices[arm][seed]`` is that run's per-problem pass@k. Seeds only one arm has cannot be
-    paired: they are left out with a note rather than failing the comparison.
+    ``matrices[arm][seed]`` is that run's per-problem pass@k, NaN where the run has fewer than
+    k scored samples of a problem. Seeds only one arm has cannot be paired: they are left out
+    with a note rather than failing the comparison. Problems missing in any compared run are
+    left out of this comparison only (counted in ``problems_left_out``), so both arms are
+    averaged over the same problems and seeds.
     """
     seeds = sorted(set(matrices[a]) & set(matrices[b]))
     if not seeds:
@@ -154,13 +158,23 @@ def compare(
             "reason": f"{a} (seeds {sorted(matrices[a])}) and {b} (seeds {sorted(matrices[b])}) "
             "share no seed",
         }
+    a_mat = np.stack([matrices[a][s] for s in seeds])
+    b_mat = np.stack([matrices[b][s] for s in seeds])
+    complete = np.isfinite(a_mat).all(axis=0) & np.isfinite(b_mat).all(axis=0)
+    if not complete.any():
+        return {
+            "a": a,
+            "b": b,
+            "available": False,
+            "reason": f"no problem has a value in every run of {a} and {b} (seeds {seeds})",
+        }
     interval = paired_bootstrap(
-        np.stack([matrices[a][s] for s in seeds]),
-        np.stack([matrices[b][s] for s in seeds]),
-        n_resamples=n_resamples,
-        seed=seed,
+        a_mat[:, complete], b_mat[:, complete], n_resamples=n_resamples, seed=seed
     )
     out = {"a": a, "b": b, "available": True, "seeds": seeds, **interval.to_dict()}
+    left_out = int((~complete).sum())
+    if left_out:
+        out["problems_left_out"] = left_out
     dropped = sorted(set(matrices[a]) ^ set(matrices[b]))
     if dropped:
         out["note"] = f"only the shared seeds {seeds} are compared (seeds {dropped} unpaired)"

@@ -59,7 +59,12 @@ def write_report(
     plots = {}
     for lang in report["languages"]:
         name = f"{report['primary_metric'].replace('@', '_at_')}_{lang}.png"
-        write_atomic(out / name, plot_language(report, lang))
+        try:  # a figure is a view of the numbers: never lose report.json and .md to it
+            png = plot_language(report, lang)
+        except Exception as e:  # noqa: BLE001 - any plotting failure is stated, not raised
+            report["statements"].append(f"{lang}: plot {name} not drawn ({type(e).__name__}: {e})")
+            continue
+        write_atomic(out / name, png)
         plots[lang] = name
     report["root"] = str(root)
     report["files"] = {"json": "report.json", "markdown": "report.md", "plots": plots}
