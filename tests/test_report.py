@@ -280,20 +280,21 @@ def test_missing_cnn_arm_and_language_is_stated(tmp_path: Path) -> None:
 
 
 def test_environment_errors_are_left_out(tmp_path: Path) -> None:
-    write_eval(tmp_path, "baseline", 0, {"cpp": [(2, 1), (2, 2)]}, env_errors={"cpp": 3})
-    write_eval(tmp_path, "mnli", 0, {"cpp": [(0, 0), (2, 2)]}, env_errors={"cpp": 2})
+    base = {"cpp": [(2, 1), (2, 2), (2, 0)]}
+    write_eval(tmp_path, "baseline", 0, base, env_errors={"cpp": 3})
+    write_eval(tmp_path, "mnli", 0, {"cpp": [(0, 0), (2, 2), (2, 1)]}, env_errors={"cpp": 2})
     rep = R.write_report(tmp_path, tmp_path / "out", n_resamples=200)
     m = rep["per_language"]["cpp"]["metrics"]["pass@1"]
     # CPP/0 has no scored sample in mnli: missing there only; the baseline keeps its own 2
-    assert m["task_ids"] == ["CPP/0", "CPP/1"] and not m["dropped_problems"]
-    assert m["arms"]["baseline"]["mean"] == 0.75 and m["arms"]["mnli"]["mean"] == 1.0
-    assert m["arms"]["mnli"]["per_problem"]["0"] == [None, 1.0]
-    assert m["runs_with_fewer_problems"] == {"mnli/seed0": 1}
-    cmp = m["vs_baseline"]["mnli"]  # compared where both have a value: CPP/1 only
-    assert cmp["n_problems"] == 1 and cmp["problems_left_out"] == 1 and cmp["diff"] == 0.0
+    assert m["task_ids"] == ["CPP/0", "CPP/1", "CPP/2"] and not m["dropped_problems"]
+    assert m["arms"]["baseline"]["mean"] == 0.5 and m["arms"]["mnli"]["mean"] == 0.75
+    assert m["arms"]["mnli"]["per_problem"]["0"] == [None, 1.0, 0.5]
+    assert m["runs_with_fewer_problems"] == {"mnli/seed0": 2}
+    cmp = m["vs_baseline"]["mnli"]  # compared where both have a value: CPP/1 and CPP/2
+    assert cmp["n_problems"] == 2 and cmp["problems_left_out"] == 1 and cmp["diff"] == 0.25
     statements = " ".join(rep["statements"])
     assert "baseline/seed0 cpp: 3 samples hit environment errors" in statements
-    assert "1 of 2 runs have >= 1 scored samples on fewer of them (mnli/seed0 1)" in statements
+    assert "1 of 2 runs have >= 1 scored samples on fewer of them (mnli/seed0 2)" in statements
 
 
 def test_pass_at_10_uses_each_runs_own_samples(tmp_path: Path) -> None:
@@ -434,3 +435,85 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert (out / "report.md").is_file()
     assert R.main(["--root", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "error: report root" in capsys.readouterr().err
+
+
+def test_crossed_interval_with_one_seed_is_the_paired_t_interval() -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    a, b = rng.uniform(size=30), rng.uniform(size=30)
+    d = b - a
+    r = R.crossed_interval(a, b)
+    low, high = stats.t.interval(0.95, 29, loc=d.mean(), scale=stats.sem(d))
+    assert (r.low, r.high) == pytest.approx((low, high), rel=1e-9)
+    assert r.method == "crossed" and r.df == 29 and r.n_seeds == 1
+    wider = R.crossed_interval(a, b, seed_sd=0.05)  # an assumed seed sd widens it
+    assert wider.low < r.low and wider.high > r.high and wider.assumed_seed_sd == 0.05
+    half = (wider.high - wider.low) / 2
+    assert half > 1.96 * math.sqrt(stats.sem(d) ** 2 + 0.05**2)
+
+
+def test_crossed_interval_with_seed_effects_only_is_the_t_interval_of_seed_means() -> None:
+    from scipy import stats
+
+    effects = np.array([0.3, -0.2, 0.1, 0.0, -0.15])
+    a = np.zeros((5, 50))
+    r = R.crossed_interval(a, a + effects[:, None])
+    low, high = stats.t.interval(0.95, 4, loc=effects.mean(), scale=stats.sem(effects))
+    assert (r.low, r.high) == pytest.approx((low, high), rel=1e-9) and r.df == 4
+
+
+def test_crossed_interval_counts_problem_noise_once() -> None:
+    """No seed effect, three seeds: the interval is the one of the seed-averaged differences
+    (the bootstrap counts this noise twice and is wider)."""
+    rng = np.random.default_rng(12)
+    p = rng.uniform(0, 1, size=(1, 164))
+    a = rng.binomial(20, p, size=(3, 164)) / 20
+    b = rng.binomial(20, np.clip(p + 0.05, 0, 1), size=(3, 164)) / 20
+    r = R.crossed_interval(a, b)
+    boot = R.paired_bootstrap(a, b, n_resamples=4000)
+    assert r.low < r.diff < r.high and r.high - r.low < 0.85 * (boot.high - boot.low)
+
+
+def test_crossed_interval_covers_near_nominal_in_a_normal_model() -> None:
+    # d = 0.03 + seed effect + problem effect + noise, 3 seeds x 40 problems, 4000 replicates
+    # (Monte Carlo SE 0.34 points); the full grid of regimes is benchmarks/interval_coverage.py.
+    from scipy import stats
+
+    from t5x_xfer.report.stats import crossed_moments
+
+    rng = np.random.default_rng(13)
+    for seed_sd in (0.0, 0.03):
+        d = (
+            0.03
+            + rng.normal(0, seed_sd, (4000, 3, 1))
+            + rng.normal(0, 0.1, (4000, 1, 40))
+            + rng.normal(0, 0.2, (4000, 3, 40))
+        )
+        m = crossed_moments(d)
+        half = stats.t.ppf(0.975, m["df"]) * m["se"]
+        coverage = np.mean(np.abs(m["mean"] - 0.03) <= half)
+        assert 0.93 <= coverage <= 0.975, (seed_sd, coverage)
+
+
+def test_interval_flag_and_seed_sd_in_report(tmp_path: Path, capsys) -> None:
+    rng = np.random.default_rng(14)
+    p = rng.uniform(0, 0.6, size=20)
+    for arm in ("baseline", "cnn_dailymail"):
+        write_eval(tmp_path, arm, 0, {"go": random_counts(rng, p, 10)})
+    crossed = R.write_report(tmp_path, tmp_path / "a")
+    boot = R.write_report(tmp_path, tmp_path / "b", interval="bootstrap", n_resamples=300)
+    assumed = R.write_report(tmp_path, tmp_path / "c", seed_sd=0.02)
+    get = lambda rep: rep["per_language"]["go"]["metrics"]["pass@1"]["vs_baseline"]["cnn_dailymail"]  # noqa: E731
+    assert get(crossed)["method"] == "crossed" and get(boot)["method"] == "bootstrap"
+    assert get(assumed)["high"] - get(assumed)["low"] > get(crossed)["high"] - get(crossed)["low"]
+    assert "crossed (problems x seeds) t" in (tmp_path / "a" / "report.md").read_text()
+    assert "paired bootstrap (300 resamples" in (tmp_path / "b" / "report.md").read_text()
+    assert "seed sd 2.00 pp assumed" in (tmp_path / "c" / "report.md").read_text()
+    argv = ["--root", str(tmp_path), "--out", str(tmp_path / "d")]
+    with pytest.raises(SystemExit):
+        R.main([*argv, "--seed_sd", "-1"])
+    assert "--seed_sd must be in [0, 100] pp, got -1.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        R.main([*argv, "--interval", "normal"])
+    assert "invalid choice: 'normal'" in capsys.readouterr().err

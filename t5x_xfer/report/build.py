@@ -15,7 +15,13 @@ from t5x_xfer.arms import BASELINE, CNN, EXPECTED_ARMS, NLU_ARMS, arm_key
 from t5x_xfer.codeeval.languages import LANGUAGES
 from t5x_xfer.report.load import RunResults, task_number
 from t5x_xfer.report.render import describe
-from t5x_xfer.report.stats import CONFIDENCE, compare, metric_name, per_problem_pass_at_k
+from t5x_xfer.report.stats import (
+    CONFIDENCE,
+    INTERVALS,
+    compare,
+    metric_name,
+    per_problem_pass_at_k,
+)
 
 LANGUAGE_ORDER = tuple(LANGUAGES)  # python, cpp, java, js, go, rust
 TARGET_LANGUAGE = "python"  # the target stage trains on Python: not zero-shot
@@ -26,9 +32,6 @@ Matrices = dict[str, dict[int, np.ndarray]]
 NOTES = [
     "pass@k: the unbiased estimator of Chen et al. (2021) per problem, averaged over problems, "
     "then over seeds; samples with environment errors are left out (codeeval's rule).",
-    "Intervals: 95% percentile bootstrap of the difference of means, paired (the same resampled "
-    "problems for both arms; seeds resampled too when there are several, seed i paired with "
-    "seed i).",
     "Intervals are per comparison and not corrected for multiple comparisons: with a dozen arms "
     "and six languages, some intervals will exclude zero by chance.",
     "The best NLU arm is chosen on the same data it is compared on, which biases that comparison "
@@ -36,6 +39,20 @@ NOTES = [
     "more.",
     f"{TARGET_LANGUAGE} is the target-stage language (not zero-shot); the others are zero-shot.",
 ]
+INTERVAL_NOTES = {
+    "crossed": "Intervals (crossed, the default): 95% t intervals for the mean difference with "
+    "problems and seeds as crossed random effects: the standard error counts the problem-to-"
+    "problem variation of the difference, the seed-to-seed (arm-by-seed) variation and the "
+    "noise once each, estimated from the two-way mean squares, with Satterthwaite's degrees of "
+    "freedom (at most 1.5 x (seeds - 1) when the seed term is in). With one seed the seed-to-seed "
+    "variation cannot be estimated: the interval is then about these runs only, unless "
+    "--seed_sd assumes a value.",
+    "bootstrap": "Intervals (--interval bootstrap): 95% percentile bootstrap of the difference "
+    "of means, paired (the same resampled problems for both arms; seeds resampled too when "
+    "there are several, seed i paired with seed i). It counts the problem-by-seed noise twice "
+    "(too wide without seed effects) and under-covers when seed effects dominate with few "
+    "seeds; see benchmarks/interval_coverage.py.",
+}
 
 
 def build_report(
@@ -47,12 +64,20 @@ def build_report(
     n_resamples: int = 10000,
     seed: int = 0,
     exclude_known_defects: bool = False,
+    interval: str = "crossed",
+    seed_sd: float | None = None,
 ) -> dict[str, Any]:
     """Everything the report says, as a JSON-able dict, from the loaded runs.
 
     ``requested_arms`` (default: the expected grid) only decides which absences are stated;
-    ``missing_runs`` are statements about seed directories without results.
+    ``missing_runs`` are statements about seed directories without results; ``interval`` and
+    ``seed_sd`` (pass@k units) as in :func:`t5x_xfer.report.stats.compare`.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r} unknown; allowed: {list(INTERVALS)}")
+    if seed_sd is not None and not 0 <= seed_sd <= 1:
+        raise ValueError(f"seed_sd must be in [0, 1] (pass@k units), got {seed_sd}")
+    cmp_opts = {"n_resamples": n_resamples, "seed": seed, "interval": interval, "seed_sd": seed_sd}
     if not runs:
         raise ValueError("no evaluation results to report on")
     ks = sorted(set(ks))
@@ -68,15 +93,13 @@ def build_report(
     per_language: dict[str, dict[str, Any]] = {}
     matrices: dict[str, dict[str, Matrices]] = {}
     for lang in languages:
-        per_language[lang], matrices[lang], notes = _language_entry(
-            lang, runs, arms, ks, n_resamples=n_resamples, seed=seed
-        )
+        per_language[lang], matrices[lang], notes = _language_entry(lang, runs, arms, ks, cmp_opts)
         per_language[lang]["statements"] = notes
         statements += notes
     best = _best_nlu(per_language, primary)
     if best["arm"] is None:
         statements.append(f"best NLU arm: none ({best['reason']})")
-    _add_best_nlu_comparisons(per_language, matrices, best["arm"], n_resamples, seed)
+    _add_best_nlu_comparisons(per_language, matrices, best["arm"], cmp_opts)
     for lang, entry in per_language.items():
         entry["verdict"] = _verdict(lang, entry, primary, best["arm"])
     return {
@@ -88,6 +111,8 @@ def build_report(
         "primary_metric": primary,
         "n_resamples": n_resamples,
         "bootstrap_seed": seed,
+        "interval": interval,
+        "assumed_seed_sd": seed_sd,
         "confidence": CONFIDENCE,
         "exclude_known_defects": exclude_known_defects,
         "sandbox_tiers": tiers,
@@ -98,7 +123,7 @@ def build_report(
         "best_nlu": best,
         "statements": statements,
         "per_language": per_language,
-        "notes": NOTES,
+        "notes": [*NOTES, INTERVAL_NOTES[interval]],
     }
 
 
@@ -175,9 +200,7 @@ def _language_entry(
     runs: Sequence[RunResults],
     arms: Sequence[str],
     ks: Sequence[int],
-    *,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Matrices], list[str]]:
     """One language's entry, its per-metric matrices and its statements.
 
@@ -214,7 +237,7 @@ def _language_entry(
     for k in ks:
         metric = metric_name(k)
         entry["metrics"][metric], m_matrices, notes = _metric_entry(
-            lang, k, lang_runs, lang_arms, task_ids, n_resamples=n_resamples, seed=seed
+            lang, k, lang_runs, lang_arms, task_ids, cmp_opts
         )
         statements += notes
         if m_matrices is not None:
@@ -239,9 +262,7 @@ def _metric_entry(
     lang_runs: Sequence[RunResults],
     lang_arms: Sequence[str],
     task_ids: Sequence[str],
-    *,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> tuple[dict[str, Any], Matrices | None, list[str]]:
     """pass@k of one language: per-arm statistics and the comparisons, with its statements.
 
@@ -293,14 +314,13 @@ def _metric_entry(
     }
     matrices = {arm: m for arm, m in matrices.items() if m}
     m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in matrices}
-    opts = {"n_resamples": n_resamples, "seed": seed}
     m_entry["vs_baseline"] = (
-        {a: compare(matrices, BASELINE, a, **opts) for a in matrices if a != BASELINE}
+        {a: compare(matrices, BASELINE, a, **cmp_opts) for a in matrices if a != BASELINE}
         if BASELINE in matrices
         else None
     )
     m_entry["cnn_vs_nlu"] = (
-        {a: compare(matrices, a, CNN, **opts) for a in matrices if a in NLU_ARMS}
+        {a: compare(matrices, a, CNN, **cmp_opts) for a in matrices if a in NLU_ARMS}
         if CNN in matrices
         else None
     )
@@ -331,15 +351,14 @@ def _add_best_nlu_comparisons(
     per_language: Mapping[str, dict[str, Any]],
     matrices: Mapping[str, Mapping[str, Matrices]],
     best: str | None,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> None:
     """Add ``cnn_vs_best_nlu`` to every available metric entry, in place: a separate pass
     because the best NLU arm is chosen over all languages (None where either arm is absent)."""
     for lang, entry in per_language.items():
         for metric, m_matrices in matrices[lang].items():
             entry["metrics"][metric]["cnn_vs_best_nlu"] = (
-                compare(m_matrices, best, CNN, n_resamples=n_resamples, seed=seed)
+                compare(m_matrices, best, CNN, **cmp_opts)
                 if best in m_matrices and CNN in m_matrices
                 else None
             )

@@ -67,8 +67,7 @@ def _header(report: Mapping[str, Any]) -> list[str]:
         f"Arms (seeds): {seeds}.",
         "",
         f"pass@k in percent; differences in percentage points (pp) with "
-        f"{int(100 * report['confidence'])}% paired bootstrap intervals "
-        f"({report['n_resamples']} resamples, seed {report['bootstrap_seed']}); "
+        f"{int(100 * report['confidence'])}% {interval_label(report)} intervals; "
         + (
             "known defects of the data excluded."
             if report["exclude_known_defects"]
@@ -76,6 +75,23 @@ def _header(report: Mapping[str, Any]) -> list[str]:
         ),
         "",
     ]
+
+
+def interval_label(report: Mapping[str, Any]) -> str:
+    """What the intervals are, in a few words, for the header and the plots' axes.
+
+    >>> interval_label({"interval": "crossed", "assumed_seed_sd": None})
+    'crossed (problems x seeds) t'
+    >>> interval_label({"interval": "bootstrap", "n_resamples": 100, "bootstrap_seed": 0})
+    'paired bootstrap (100 resamples, seed 0)'
+    """
+    if report.get("interval", "bootstrap") == "bootstrap":
+        return (
+            f"paired bootstrap ({report['n_resamples']} resamples, seed {report['bootstrap_seed']})"
+        )
+    sd = report.get("assumed_seed_sd")
+    assumed = f", one seed: seed sd {100 * sd:.2f} pp assumed" if sd is not None else ""
+    return f"crossed (problems x seeds) t{assumed}"
 
 
 def _best_nlu_section(best: Mapping[str, Any]) -> list[str]:
@@ -184,7 +200,9 @@ def plot_language(report: Mapping[str, Any], language: str) -> bytes:
     best = report["best_nlu"]["arm"]
     left.set_yticks(y, [f"{a} (best NLU)" if a == best else a for a in arms])
     left.set_xlabel(f"{metric} (%)   bar: mean over seeds, dots: seeds")
-    right.set_xlabel(f"Δ{metric} vs {BASELINE} (pp), 95% paired bootstrap CI")
+    right.set_xlabel(
+        f"Δ{metric} vs {BASELINE} (pp), 95% CI ({report.get('interval', 'bootstrap')})"
+    )
     left.set_title(f"HumanEval-X {title}: {metric}")
     right.set_title("difference to the baseline")
     for ax in (left, right):

@@ -16,6 +16,7 @@ from t5x_xfer.io_utils import write_atomic, write_json_atomic
 from t5x_xfer.report.build import KS, build_report
 from t5x_xfer.report.load import discover, load_run, select_runs
 from t5x_xfer.report.render import markdown, plot_language
+from t5x_xfer.report.stats import INTERVALS
 
 
 def write_report(
@@ -27,12 +28,16 @@ def write_report(
     n_resamples: int = 10000,
     seed: int = 0,
     exclude_known_defects: bool = False,
+    interval: str = "crossed",
+    seed_sd: float | None = None,
 ) -> dict[str, Any]:
     """Read every ``<root>/<arm>/seed<S>/eval``, write report.json, report.md and one PNG per
     language into ``out``, and return the report dict.
 
     ``arms`` restricts the report to those arms (default: every arm found); a listed arm without
     results is stated as missing, not an error, so a grid driver can report on a partial grid.
+    ``interval``: "crossed" (default) or "bootstrap"; ``seed_sd``: with one seed, an assumed
+    seed-to-seed sd of a difference, in pass@k units (see ``t5x_xfer.report.stats``).
     """
     root, out = Path(root), Path(out)
     found = discover(root)
@@ -55,6 +60,8 @@ def write_report(
         n_resamples=n_resamples,
         seed=seed,
         exclude_known_defects=exclude_known_defects,
+        interval=interval,
+        seed_sd=seed_sd,
     )
     plots = {}
     for lang in report["languages"]:
@@ -77,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The CLI: writes the report, prints its statements and verdicts; 2 on missing inputs."""
     parser = argparse.ArgumentParser(
         prog="python -m t5x_xfer.report",
-        description="Compare the grid's arms on HumanEval-X: pass@k, paired bootstrap CIs, "
+        description="Compare the grid's arms on HumanEval-X: pass@k, 95% CIs of differences, "
         "CNN/DailyMail vs the NLU arms; writes report.json, report.md and PNGs.",
     )
     parser.add_argument("--root", required=True, type=Path, help="<root>/<arm>/seed<S>/eval/")
@@ -91,7 +98,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="leave out the data's known defective problems (see codeeval)",
     )
+    parser.add_argument(
+        "--interval",
+        choices=INTERVALS,
+        default="crossed",
+        help="crossed: t interval with problems and seeds as random effects (default); "
+        "bootstrap: the paired hierarchical bootstrap of earlier reports",
+    )
+    parser.add_argument(
+        "--seed_sd",
+        type=float,
+        help="crossed, one seed: assumed seed-to-seed sd of a difference in pp (e.g. 1.5), "
+        "added to the interval; with several seeds it is estimated",
+    )
     args = parser.parse_args(argv)
+    if args.seed_sd is not None and not 0 <= args.seed_sd <= 100:
+        parser.error(f"--seed_sd must be in [0, 100] pp, got {args.seed_sd}")
     try:
         report = write_report(
             args.root,
@@ -101,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             n_resamples=args.n_resamples,
             seed=args.seed,
             exclude_known_defects=args.exclude_known_defects,
+            interval=args.interval,
+            seed_sd=None if args.seed_sd is None else args.seed_sd / 100,
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
