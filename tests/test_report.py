@@ -517,3 +517,33 @@ def test_interval_flag_and_seed_sd_in_report(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         R.main([*argv, "--interval", "normal"])
     assert "invalid choice: 'normal'" in capsys.readouterr().err
+
+
+def test_cnn_against_nlu_figures(tmp_path: Path) -> None:
+    """The research question drawn: per language CNN/DM minus each NLU arm and the best one
+    (pass@1 and pass@10), and one summary across languages; degenerate inputs still draw."""
+    rng = np.random.default_rng(15)
+    p = rng.uniform(0.05, 0.6, size=30)
+    for arm in ("baseline", "mnli", "qqp", "nlu9", "cnn_dailymail"):
+        for s in (0, 1):
+            counts = {"python": random_counts(rng, p, 10), "go": random_counts(rng, p, 5)}
+            if arm == "cnn_dailymail":
+                counts.pop("go")  # CNN/DM has no go results: its panels say so
+            write_eval(tmp_path, arm, s, counts)
+    out = tmp_path / "out"
+    rep = R.write_report(tmp_path, out)
+    assert rep["files"]["cnn_plots"] == {
+        "python": "cnn_vs_nlu_python.png",
+        "go": "cnn_vs_nlu_go.png",
+    }
+    assert rep["files"]["summary_plot"] == "cnn_summary.png"
+    for name in ("cnn_vs_nlu_python.png", "cnn_vs_nlu_go.png", "cnn_summary.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (out / "report.md").read_text()
+    assert "![cnn_dailymail against the NLU arms, all languages](cnn_summary.png)" in md
+    assert "![cnn_dailymail minus the NLU arms, python](cnn_vs_nlu_python.png)" in md
+    assert not any("not drawn" in s for s in rep["statements"])
+    # the figures are pure functions of the report dict: redrawn from report.json alone
+    saved = json.loads((out / "report.json").read_text())
+    assert R.plot_cnn_summary(saved)[:4] == b"\x89PNG"
+    assert R.plot_cnn_vs_nlu(saved, "go")[:4] == b"\x89PNG"

@@ -7,7 +7,9 @@ Input: ``<root>/<arm>/seed<S>/eval/`` for each arm and seed, each the output dir
 ``python -m t5x_xfer.evaluate_code`` (``results.jsonl``: one row per sample with task_id,
 language, status, passed, known_defect; ``summary.json`` for the sandbox tier). Output in
 ``<out>``: ``report.json`` (everything, per-problem values included), ``report.md`` (tables and
-verdicts) and ``pass_at_1_<language>.png`` per language, each written atomically.
+verdicts), per language ``pass_at_1_<language>.png`` (every arm against the baseline) and
+``cnn_vs_nlu_<language>.png`` (CNN/DailyMail minus each NLU arm and the best one, pass@1 and
+pass@10), and ``cnn_summary.png`` across languages, each written atomically.
 
 Statistics. pass@k is estimated per problem with codeeval's unbiased estimator (samples with an
 environment error left out, as codeeval does) and averaged over problems, then over seeds. Arms
@@ -26,7 +28,7 @@ from t5x_xfer.arms import ARM_ORDER, BASELINE, CNN, EXPECTED_ARMS, NLU_ARMS
 from t5x_xfer.arms import NLU9 as NLU_TASKS
 from t5x_xfer.report.build import KS, LANGUAGE_ORDER, TARGET_LANGUAGE, build_report
 from t5x_xfer.report.load import RunResults, discover, load_run
-from t5x_xfer.report.render import markdown, plot_language
+from t5x_xfer.report.render import markdown, plot_cnn_summary, plot_cnn_vs_nlu, plot_language
 from t5x_xfer.report.stats import (
     CONFIDENCE,
     INTERVALS,
@@ -59,6 +61,8 @@ __all__ = [
     "markdown",
     "paired_bootstrap",
     "per_problem_pass_at_k",
+    "plot_cnn_summary",
+    "plot_cnn_vs_nlu",
     "plot_language",
     "write_report",
 ]

@@ -1,21 +1,23 @@
 """Entry points: ``write_report`` (library) and ``main`` (``python -m t5x_xfer.report``).
 
 Reads every ``<root>/<arm>/seed<S>/eval``, builds the report and writes ``report.json``,
-``report.md`` and one PNG per language into the output directory, each file atomically.
+``report.md``, per language a PNG of every arm against the baseline and one of CNN/DailyMail
+against the NLU arms, and ``cnn_summary.png`` across languages, each file atomically.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from t5x_xfer.arms import CNN, NLU_ARMS
 from t5x_xfer.io_utils import write_atomic, write_json_atomic
 from t5x_xfer.report.build import KS, build_report
 from t5x_xfer.report.load import discover, load_run, select_runs
-from t5x_xfer.report.render import markdown, plot_language
+from t5x_xfer.report.render import markdown, plot_cnn_summary, plot_cnn_vs_nlu, plot_language
 from t5x_xfer.report.stats import INTERVALS
 
 
@@ -63,18 +65,38 @@ def write_report(
         interval=interval,
         seed_sd=seed_sd,
     )
-    plots = {}
-    for lang in report["languages"]:
-        name = f"{report['primary_metric'].replace('@', '_at_')}_{lang}.png"
+
+    def draw(name: str, plot: Callable[[], bytes], what: str) -> str | None:
         try:  # a figure is a view of the numbers: never lose report.json and .md to it
-            png = plot_language(report, lang)
+            png = plot()
         except Exception as e:  # noqa: BLE001 - any plotting failure is stated, not raised
-            report["statements"].append(f"{lang}: plot {name} not drawn ({type(e).__name__}: {e})")
-            continue
+            report["statements"].append(f"{what}: plot {name} not drawn ({type(e).__name__}: {e})")
+            return None
         write_atomic(out / name, png)
-        plots[lang] = name
+        return name
+
+    plots, cnn_plots = {}, {}
+    metric = report["primary_metric"].replace("@", "_at_")
+    for lang in report["languages"]:
+        if name := draw(
+            f"{metric}_{lang}.png", lambda lang=lang: plot_language(report, lang), lang
+        ):
+            plots[lang] = name
+        if CNN in report["arms"] and any(a in NLU_ARMS for a in report["arms"]):
+            plot = lambda lang=lang: plot_cnn_vs_nlu(report, lang)  # noqa: E731
+            if name := draw(f"cnn_vs_nlu_{lang}.png", plot, lang):
+                cnn_plots[lang] = name
+    summary = None
+    if CNN in report["arms"]:
+        summary = draw("cnn_summary.png", lambda: plot_cnn_summary(report), "summary")
     report["root"] = str(root)
-    report["files"] = {"json": "report.json", "markdown": "report.md", "plots": plots}
+    report["files"] = {
+        "json": "report.json",
+        "markdown": "report.md",
+        "plots": plots,
+        "cnn_plots": cnn_plots,
+        "summary_plot": summary,
+    }
     write_json_atomic(out / "report.json", report)
     write_atomic(out / "report.md", markdown(report, plots))
     return report
@@ -133,5 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: {s}")
     for entry in report["per_language"].values():
         print(entry["verdict"]["text"])
-    print(f"wrote {args.out / 'report.md'}, report.json and {len(report['files']['plots'])} plots")
+    files = report["files"]
+    n_plots = len(files["plots"]) + len(files["cnn_plots"]) + bool(files["summary_plot"])
+    print(f"wrote {args.out / 'report.md'}, report.json and {n_plots} plots")
     return 0
