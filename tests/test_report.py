@@ -510,6 +510,9 @@ def test_interval_flag_and_seed_sd_in_report(tmp_path: Path, capsys) -> None:
     assert "crossed (problems x seeds) t" in (tmp_path / "a" / "report.md").read_text()
     assert "paired bootstrap (300 resamples" in (tmp_path / "b" / "report.md").read_text()
     assert "seed sd 2.00 pp assumed" in (tmp_path / "c" / "report.md").read_text()
+    one_seed = "comparisons on one shared seed: their intervals cover these runs' difference only"
+    assert any(s.startswith(one_seed) for s in crossed["statements"])
+    assert not any(s.startswith(one_seed) for s in assumed["statements"] + boot["statements"])
     argv = ["--root", str(tmp_path), "--out", str(tmp_path / "d")]
     with pytest.raises(SystemExit):
         R.main([*argv, "--seed_sd", "-1"])

@@ -102,6 +102,12 @@ def build_report(
     _add_best_nlu_comparisons(per_language, matrices, best["arm"], cmp_opts)
     for lang, entry in per_language.items():
         entry["verdict"] = _verdict(lang, entry, primary, best["arm"])
+    if interval == "crossed" and seed_sd is None and _one_seed_comparisons(per_language):
+        statements.append(
+            "comparisons on one shared seed: their intervals cover these runs' difference only "
+            "(the seed-to-seed variation cannot be estimated from one seed); --seed_sd PP "
+            "widens them by an assumed seed-to-seed sd of a difference"
+        )
     return {
         "arms": arms,
         "seeds": {arm: sorted(r.seed for r in runs if r.arm == arm) for arm in arms},
@@ -125,6 +131,18 @@ def build_report(
         "per_language": per_language,
         "notes": [*NOTES, INTERVAL_NOTES[interval]],
     }
+
+
+def _one_seed_comparisons(per_language: Mapping[str, Any]) -> bool:
+    """Whether any available comparison rests on a single shared seed."""
+    for entry in per_language.values():
+        for m_entry in entry["metrics"].values():
+            groups = [m_entry.get("vs_baseline"), m_entry.get("cnn_vs_nlu")]
+            cmps = [c for g in groups if g for c in g.values()]
+            cmps.append(m_entry.get("cnn_vs_best_nlu"))
+            if any(c and c.get("available") and c["n_seeds"] == 1 for c in cmps):
+                return True
+    return False
 
 
 def _coverage_statements(
