@@ -2,6 +2,8 @@
 
     python -m t5x_xfer.experiments plan   --grid gin/experiments/grid_codet5p_220m.gin
         [--launcher local|tpu|slurm] [--root DIR]
+    python -m t5x_xfer.experiments plan   --grid ... --power [--pass_rate 0.2] [--seed_sd 1]
+        [--pilot RUNS/baseline/seed*/eval]   (the smallest detectable pass@1 difference)
     python -m t5x_xfer.experiments run    --grid ... [--arms baseline mnli] [--seeds 0]
     python -m t5x_xfer.experiments status --grid ...
     python -m t5x_xfer.experiments report --grid ...
@@ -554,6 +556,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seed_sd must be in [0, 100] pp, got {args.seed_sd}")
     if args.problems < 2:
         parser.error(f"--problems must be >= 2, got {args.problems}")
+    if args.power and args.command != "plan":
+        parser.error(f"--power goes with plan, not {args.command}")
+    extra = [f for f in ("pass_rate", "seed_sd", "pilot") if getattr(args, f) is not None]
+    if extra and not args.power:
+        parser.error(f"--{extra[0]} is a --power flag: use plan --power --{extra[0]} ...")
     logs.setup(args.verbose)
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work

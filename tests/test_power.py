@@ -126,3 +126,9 @@ def test_plan_power_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit):
         experiments.main([*base, "--seed_sd", "-2"])
     assert "--seed_sd must be in [0, 100] pp, got -2.0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main(["plan", "--grid", FULL, "--pass_rate", "0.2"])
+    assert "--pass_rate is a --power flag" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main(["status", "--grid", FULL, "--power"])
+    assert "--power goes with plan, not status" in capsys.readouterr().err

@@ -218,6 +218,12 @@ def test_paired_bootstrap_errors() -> None:
         R.paired_bootstrap([0.1], [0.2], n_resamples=0)
     with pytest.raises(ValueError, match="at least one"):
         R.paired_bootstrap(np.zeros((1, 0)), np.zeros((1, 0)))
+    with pytest.raises(ValueError, match="needs at least 2 problems, got 1"):
+        R.crossed_interval([0.5], [0.5])  # one problem: no variance to estimate, no interval
+    with pytest.raises(ValueError, match="same shape"):
+        R.crossed_interval(np.zeros((2, 5)), np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="seed_sd must be >= 0, got -0.1"):
+        R.crossed_interval([0.1, 0.2], [0.2, 0.3], seed_sd=-0.1)
 
 
 def test_hierarchical_in_report_and_unpaired_seeds(tmp_path: Path) -> None:

@@ -158,6 +158,8 @@ def crossed_interval(
         raise ValueError("crossed_interval: a and b must be finite")
     if seed_sd is not None and seed_sd < 0:
         raise ValueError(f"seed_sd must be >= 0, got {seed_sd}")
+    if a_arr.shape[1] < 2:
+        raise ValueError(f"the crossed interval needs at least 2 problems, got {a_arr.shape[1]}")
     d = b_arr - a_arr
     if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # one value: no spread at all
         diff = float(d.mean())
