@@ -556,3 +556,22 @@ def test_cnn_against_nlu_figures(tmp_path: Path) -> None:
     saved = json.loads((out / "report.json").read_text())
     assert R.plot_cnn_summary(saved)[:4] == b"\x89PNG"
     assert R.plot_cnn_vs_nlu(saved, "go")[:4] == b"\x89PNG"
+
+
+def test_an_arm_without_enough_samples_for_pass_at_10(tmp_path: Path) -> None:
+    # mnli was decoded with 5 samples, the others with 12: pass@10 exists for the others only
+    rng = np.random.default_rng(16)
+    p = rng.uniform(0.1, 0.6, size=12)
+    write_eval(tmp_path, "baseline", 0, {"js": random_counts(rng, p, 12)})
+    write_eval(tmp_path, "cnn_dailymail", 0, {"js": random_counts(rng, p, 12)})
+    write_eval(tmp_path, "mnli", 0, {"js": random_counts(rng, p, 5)})
+    rep = R.write_report(tmp_path, tmp_path / "out")
+    m = rep["per_language"]["js"]["metrics"]["pass@10"]
+    assert m["available"] and sorted(m["arms"]) == ["baseline", "cnn_dailymail"]
+    assert "mnli" not in m["vs_baseline"] and "mnli" not in m["cnn_vs_nlu"]
+    assert "js: pass@10 not available for arms mnli" in " ".join(rep["statements"])
+    assert "| mnli | 1 |" in (tmp_path / "out" / "report.md").read_text()
+    assert sorted(rep["files"]["plots"]) == ["js"] and rep["files"]["cnn_plots"] == {
+        "js": "cnn_vs_nlu_js.png"
+    }
+    assert not any("not drawn" in s for s in rep["statements"])

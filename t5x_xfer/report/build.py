@@ -331,6 +331,12 @@ def _metric_entry(
         for arm in lang_arms
     }
     matrices = {arm: m for arm, m in matrices.items() if m}
+    without = [arm for arm in lang_arms if arm not in matrices]
+    if without:
+        statements.append(
+            f"{lang}: {metric} not available for arms {', '.join(without)} "
+            f"(no problem with >= {k} scored samples in any of their runs)"
+        )
     m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in matrices}
     m_entry["vs_baseline"] = (
         {a: compare(matrices, BASELINE, a, **cmp_opts) for a in matrices if a != BASELINE}

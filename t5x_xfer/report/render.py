@@ -161,11 +161,11 @@ def _arm_table(entry: Mapping[str, Any], available: list[str]) -> list[str]:
     for arm in entry["arms"]:
         cells = [arm, str(len(entry["seeds"][arm]))]
         for m in available:
-            stats = entry["metrics"][m]["arms"][arm]
+            stats = entry["metrics"][m]["arms"].get(arm)  # None: no problem with n >= k
             cmp = (entry["metrics"][m].get("vs_baseline") or {}).get(arm)
             cells += [
-                _pct(stats["mean"]),
-                " ".join(_pct(v) for v in stats["per_seed"].values()),
+                _pct(stats["mean"]) if stats else "n/a",
+                " ".join(_pct(v) for v in stats["per_seed"].values()) if stats else "",
                 describe(cmp) if cmp else "",
                 cmp["verdict"] if cmp and cmp.get("available") else "",
             ]
@@ -220,13 +220,13 @@ def plot_language(report: Mapping[str, Any], language: str) -> bytes:
 
 def _plot_arms(ax: Any, y: np.ndarray, arms: list[str], stats: Mapping[str, Any]) -> None:
     """Bars of the mean over seeds, a dot per seed, and the baseline's mean as a dashed line."""
-    means = [100 * stats[a]["mean"] for a in arms]
+    means = [100 * stats[a]["mean"] if a in stats else 0.0 for a in arms]  # absent: no bar
     ax.barh(y, means, color=[_colour(a) for a in arms], alpha=0.75)
     if BASELINE in stats:
         ax.axvline(100 * stats[BASELINE]["mean"], color="black", ls="--", lw=0.8)
     top = max([1.0, *means])
     for yi, arm in zip(y, arms, strict=True):
-        points = [100 * v for v in stats[arm]["per_seed"].values()]
+        points = [100 * v for v in stats[arm]["per_seed"].values()] if arm in stats else []
         ax.scatter(points, [yi] * len(points), color="black", s=12, zorder=3)
         top = max([top, *points])
     ax.set_xlim(0, min(100.0, top * 1.1))  # a readable axis even when all are 0
