@@ -113,6 +113,7 @@ def test_plan_power_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "pilot: 3 runs x 60 problems; seed sd" in out and "estimated" in out
     assert "(no pilot results)" in out  # the other languages fall back to the assumptions
+    assert "pilot of 3 runs has 2 degrees of freedom" in out
 
 
 def test_plan_power_rejects_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

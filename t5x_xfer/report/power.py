@@ -249,6 +249,12 @@ def power_table(
             "mdd": mdd_simulated(comp, seeds, n_problems),
             "mdd_closed_form": mdd_closed_form(comp, seeds, n_problems),
         }
+    notes = []
+    if pilot and seed_sd is None:
+        notes.append(
+            f"a seed sd estimated from a pilot of {len(pilot)} runs has {len(pilot) - 1} degrees "
+            "of freedom and is uncertain: compare the table with --seed_sd values"
+        )
     return {
         "seeds": seeds,
         "samples": samples,
@@ -265,6 +271,7 @@ def power_table(
             "correlate them would help)",
             "with one seed the report's interval is about those runs only: the detectable "
             "difference counts the seed sd as the report does with --seed_sd",
+            *notes,
         ],
     }
 
