@@ -31,7 +31,9 @@ Matrices = dict[str, dict[int, np.ndarray]]
 
 NOTES = [
     "pass@k: the unbiased estimator of Chen et al. (2021) per problem, averaged over problems, "
-    "then over seeds; samples with environment errors are left out (codeeval's rule).",
+    "then over seeds; samples with environment errors are left out (codeeval's rule). A "
+    "problem with fewer than k scored samples in a run is missing in that run only; each "
+    "comparison uses the problems both arms have in every compared seed.",
     "Intervals are per comparison and not corrected for multiple comparisons: with a dozen arms "
     "and six languages, some intervals will exclude zero by chance.",
     "The best NLU arm is chosen on the same data it is compared on, which biases that comparison "
