@@ -2,6 +2,8 @@
 
     python -m t5x_xfer.experiments plan   --grid gin/experiments/grid_codet5p_220m.gin
         [--launcher local|tpu|slurm] [--root DIR]
+    python -m t5x_xfer.experiments plan   --grid ... --power [--pass_rate 0.2] [--seed_sd 1]
+        [--pilot RUNS/baseline/seed*/eval]   (the smallest detectable pass@1 difference)
     python -m t5x_xfer.experiments run    --grid ... [--arms baseline mnli] [--seeds 0]
     python -m t5x_xfer.experiments status --grid ...
     python -m t5x_xfer.experiments report --grid ...
@@ -459,12 +461,36 @@ def report(grid: Grid, root: str | None = None) -> dict[str, Any]:
     )
 
 
+def power(grid: Grid, args: argparse.Namespace) -> str:
+    """``plan --power``: per language, the smallest pass@1 difference between two arms the
+    grid detects (t5x_xfer.report.power), with its assumptions."""
+    from t5x_xfer.report import power as power_lib
+
+    languages = list(grid.eval_languages)
+    rates = power_lib.parse_pass_rates(args.pass_rate or [], languages)
+    for d in args.pilot or ():
+        if not (Path(d) / "results.jsonl").is_file():
+            raise FileNotFoundError(f"--pilot {d}: no results.jsonl (an evaluate_code output?)")
+    table = power_lib.power_table(
+        languages=languages,
+        seeds=len(grid.seeds),
+        samples=grid.decode.num_samples,
+        problems=args.problems,
+        pass_rates=rates if args.pass_rate or not args.pilot else None,
+        seed_sd=None if args.seed_sd is None else args.seed_sd / 100,
+        pilot=[Path(d) for d in args.pilot or ()],
+    )
+    return power_lib.format_power(table, grid.name)
+
+
 def _command(args: argparse.Namespace, grid: Grid, root: str | None) -> None:
     """One of plan, run, status, report for one grid."""
     for name in args.arms or ():
         if name not in grid.arms:
             raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
-    if args.command == "plan":
+    if args.command == "plan" and args.power:
+        print(power(grid, args))
+    elif args.command == "plan":
         print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
     elif args.command == "run":
         run(grid, root, args.arms, args.seeds, isolate=args.isolate)
@@ -510,8 +536,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--launcher_args", default="", help='for plan, e.g. "--tpu NAME --zone ZONE"'
     )
+    power_flags = parser.add_argument_group("plan --power (t5x_xfer.report.power)")
+    power_flags.add_argument(
+        "--power",
+        action="store_true",
+        help="plan: print per language the smallest pass@1 difference the grid detects",
+    )
+    power_flags.add_argument(
+        "--pass_rate", nargs="+", help="assumed pass@1: 0.2 for all, or python=0.35 go=0.1"
+    )
+    power_flags.add_argument(
+        "--seed_sd", type=float, help="assumed sd of a run's pass@1 between seeds, pp"
+    )
+    power_flags.add_argument("--pilot", nargs="+", help="evaluate_code outputs of one arm")
+    power_flags.add_argument("--problems", type=int, default=164, help="per language")
     logs.add_verbose_flag(parser)
     args = parser.parse_args(rest)
+    if args.seed_sd is not None and not 0 <= args.seed_sd <= 100:
+        parser.error(f"--seed_sd must be in [0, 100] pp, got {args.seed_sd}")
+    if args.problems < 2:
+        parser.error(f"--problems must be >= 2, got {args.problems}")
+    if args.power and args.command != "plan":
+        parser.error(f"--power goes with plan, not {args.command}")
+    extra = [f for f in ("pass_rate", "seed_sd", "pilot") if getattr(args, f) is not None]
+    if extra and not args.power:
+        parser.error(f"--{extra[0]} is a --power flag: use plan --power --{extra[0]} ...")
     logs.setup(args.verbose)
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work

@@ -15,7 +15,13 @@ from t5x_xfer.arms import BASELINE, CNN, EXPECTED_ARMS, NLU_ARMS, arm_key
 from t5x_xfer.codeeval.languages import LANGUAGES
 from t5x_xfer.report.load import RunResults, task_number
 from t5x_xfer.report.render import describe
-from t5x_xfer.report.stats import CONFIDENCE, compare, metric_name, per_problem_pass_at_k
+from t5x_xfer.report.stats import (
+    CONFIDENCE,
+    INTERVALS,
+    compare,
+    metric_name,
+    per_problem_pass_at_k,
+)
 
 LANGUAGE_ORDER = tuple(LANGUAGES)  # python, cpp, java, js, go, rust
 TARGET_LANGUAGE = "python"  # the target stage trains on Python: not zero-shot
@@ -25,10 +31,9 @@ Matrices = dict[str, dict[int, np.ndarray]]
 
 NOTES = [
     "pass@k: the unbiased estimator of Chen et al. (2021) per problem, averaged over problems, "
-    "then over seeds; samples with environment errors are left out (codeeval's rule).",
-    "Intervals: 95% percentile bootstrap of the difference of means, paired (the same resampled "
-    "problems for both arms; seeds resampled too when there are several, seed i paired with "
-    "seed i).",
+    "then over seeds; samples with environment errors are left out (codeeval's rule). A "
+    "problem with fewer than k scored samples in a run is missing in that run only; each "
+    "comparison uses the problems both arms have in every compared seed.",
     "Intervals are per comparison and not corrected for multiple comparisons: with a dozen arms "
     "and six languages, some intervals will exclude zero by chance.",
     "The best NLU arm is chosen on the same data it is compared on, which biases that comparison "
@@ -36,6 +41,20 @@ NOTES = [
     "more.",
     f"{TARGET_LANGUAGE} is the target-stage language (not zero-shot); the others are zero-shot.",
 ]
+INTERVAL_NOTES = {
+    "crossed": "Intervals (crossed, the default): 95% t intervals for the mean difference with "
+    "problems and seeds as crossed random effects: the standard error counts the problem-to-"
+    "problem variation of the difference, the seed-to-seed (arm-by-seed) variation and the "
+    "noise once each, estimated from the two-way mean squares, with Satterthwaite's degrees of "
+    "freedom (at most 1.5 x (seeds - 1) when the seed term is in). With one seed the seed-to-seed "
+    "variation cannot be estimated: the interval is then about these runs only, unless "
+    "--seed_sd assumes a value.",
+    "bootstrap": "Intervals (--interval bootstrap): 95% percentile bootstrap of the difference "
+    "of means, paired (the same resampled problems for both arms; seeds resampled too when "
+    "there are several, seed i paired with seed i). It counts the problem-by-seed noise twice "
+    "(too wide without seed effects) and under-covers when seed effects dominate with few "
+    "seeds; see benchmarks/interval_coverage.py.",
+}
 
 
 def build_report(
@@ -47,12 +66,20 @@ def build_report(
     n_resamples: int = 10000,
     seed: int = 0,
     exclude_known_defects: bool = False,
+    interval: str = "crossed",
+    seed_sd: float | None = None,
 ) -> dict[str, Any]:
     """Everything the report says, as a JSON-able dict, from the loaded runs.
 
     ``requested_arms`` (default: the expected grid) only decides which absences are stated;
-    ``missing_runs`` are statements about seed directories without results.
+    ``missing_runs`` are statements about seed directories without results; ``interval`` and
+    ``seed_sd`` (pass@k units) as in :func:`t5x_xfer.report.stats.compare`.
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r} unknown; allowed: {list(INTERVALS)}")
+    if seed_sd is not None and not 0 <= seed_sd <= 1:
+        raise ValueError(f"seed_sd must be in [0, 1] (pass@k units), got {seed_sd}")
+    cmp_opts = {"n_resamples": n_resamples, "seed": seed, "interval": interval, "seed_sd": seed_sd}
     if not runs:
         raise ValueError("no evaluation results to report on")
     ks = sorted(set(ks))
@@ -68,16 +95,21 @@ def build_report(
     per_language: dict[str, dict[str, Any]] = {}
     matrices: dict[str, dict[str, Matrices]] = {}
     for lang in languages:
-        per_language[lang], matrices[lang], notes = _language_entry(
-            lang, runs, arms, ks, n_resamples=n_resamples, seed=seed
-        )
+        per_language[lang], matrices[lang], notes = _language_entry(lang, runs, arms, ks, cmp_opts)
+        per_language[lang]["statements"] = notes
         statements += notes
     best = _best_nlu(per_language, primary)
     if best["arm"] is None:
         statements.append(f"best NLU arm: none ({best['reason']})")
-    _add_best_nlu_comparisons(per_language, matrices, best["arm"], n_resamples, seed)
+    _add_best_nlu_comparisons(per_language, matrices, best["arm"], cmp_opts)
     for lang, entry in per_language.items():
         entry["verdict"] = _verdict(lang, entry, primary, best["arm"])
+    if interval == "crossed" and seed_sd is None and _one_seed_comparisons(per_language):
+        statements.append(
+            "comparisons on one shared seed: their intervals cover these runs' difference only "
+            "(the seed-to-seed variation cannot be estimated from one seed); --seed_sd PP "
+            "widens them by an assumed seed-to-seed sd of a difference"
+        )
     return {
         "arms": arms,
         "seeds": {arm: sorted(r.seed for r in runs if r.arm == arm) for arm in arms},
@@ -87,6 +119,8 @@ def build_report(
         "primary_metric": primary,
         "n_resamples": n_resamples,
         "bootstrap_seed": seed,
+        "interval": interval,
+        "assumed_seed_sd": seed_sd,
         "confidence": CONFIDENCE,
         "exclude_known_defects": exclude_known_defects,
         "sandbox_tiers": tiers,
@@ -97,8 +131,20 @@ def build_report(
         "best_nlu": best,
         "statements": statements,
         "per_language": per_language,
-        "notes": NOTES,
+        "notes": [*NOTES, INTERVAL_NOTES[interval]],
     }
+
+
+def _one_seed_comparisons(per_language: Mapping[str, Any]) -> bool:
+    """Whether any available comparison rests on a single shared seed."""
+    for entry in per_language.values():
+        for m_entry in entry["metrics"].values():
+            groups = [m_entry.get("vs_baseline"), m_entry.get("cnn_vs_nlu")]
+            cmps = [c for g in groups if g for c in g.values()]
+            cmps.append(m_entry.get("cnn_vs_best_nlu"))
+            if any(c and c.get("available") and c["n_seeds"] == 1 for c in cmps):
+                return True
+    return False
 
 
 def _coverage_statements(
@@ -123,12 +169,22 @@ def _coverage_statements(
     if len(tiers) > 1:
         statements.append(f"evaluations ran under different sandbox tiers: {tiers}")
     for r in runs:
+        if not r.problems:
+            statements.append(
+                f"{r.arm}/seed{r.seed}: {r.path / 'results.jsonl'} has no result rows"
+                " (after exclusions): this seed is used in no language"
+            )
         for lang, count in sorted(r.environment_errors.items()):
             statements.append(
                 f"{r.arm}/seed{r.seed} {lang}: {count} samples hit environment errors "
                 "(left out of pass@k; fix the toolchain and re-evaluate)"
             )
     return statements
+
+
+def _is_empty(runs: Sequence[RunResults], arm: str, seed: int) -> bool:
+    """Whether the run of ``arm`` and ``seed`` has no result rows in any language."""
+    return any(r.arm == arm and r.seed == seed and not r.problems for r in runs)
 
 
 def _languages(runs: Sequence[RunResults]) -> tuple[list[str], list[str]]:
@@ -164,9 +220,7 @@ def _language_entry(
     runs: Sequence[RunResults],
     arms: Sequence[str],
     ks: Sequence[int],
-    *,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Matrices], list[str]]:
     """One language's entry, its per-metric matrices and its statements.
 
@@ -188,16 +242,38 @@ def _language_entry(
     statements = []
     if entry["arms_missing"]:
         statements.append(f"{lang}: no results for arms {', '.join(entry['arms_missing'])}")
+    entry["seeds_missing"] = {}
+    for arm in lang_arms:
+        without = sorted(r.seed for r in runs if r.arm == arm and lang not in r.problems)
+        if without:
+            entry["seeds_missing"][arm] = without
+            empty = [s for s in without if _is_empty(runs, arm, s)]
+            why = f" (empty results: seeds {empty})" if empty else ""
+            statements.append(
+                f"{lang}: {arm} seeds {without} have no {lang} results{why}; {arm} is reported "
+                f"over seeds {entry['seeds'][arm]} and compared on the seeds both arms have"
+            )
     matrices: dict[str, Matrices] = {}
     for k in ks:
         metric = metric_name(k)
         entry["metrics"][metric], m_matrices, notes = _metric_entry(
-            lang, k, lang_runs, lang_arms, task_ids, n_resamples=n_resamples, seed=seed
+            lang, k, lang_runs, lang_arms, task_ids, cmp_opts
         )
         statements += notes
         if m_matrices is not None:
             matrices[metric] = m_matrices
     return entry, matrices, statements
+
+
+def _run_values(
+    counts: Mapping[str, tuple[int, int]], task_ids: Sequence[str], k: int
+) -> np.ndarray:
+    """One run's per-problem pass@k over ``task_ids``, NaN where it has fewer than k scored
+    samples (the unbiased estimator needs n >= k)."""
+    out = np.full(len(task_ids), np.nan)
+    usable = [i for i, t in enumerate(task_ids) if counts[t][0] >= k]
+    out[usable] = per_problem_pass_at_k([counts[task_ids[i]] for i in usable], k)
+    return out
 
 
 def _metric_entry(
@@ -206,52 +282,71 @@ def _metric_entry(
     lang_runs: Sequence[RunResults],
     lang_arms: Sequence[str],
     task_ids: Sequence[str],
-    *,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> tuple[dict[str, Any], Matrices | None, list[str]]:
     """pass@k of one language: per-arm statistics and the comparisons, with its statements.
 
-    pass@k needs at least k scored samples of a problem in every run; problems short of that are
-    dropped for this k (and stated) so that every arm is averaged over the same problems.
+    Each run's problem uses that run's own scored samples while it has at least k of them (a
+    problem short of k in one run is missing in that run only, not dropped for every arm);
+    a run is averaged over its own problems, a comparison over the problems both arms have in
+    every compared seed, and the coverage is stated.
     """
     metric = metric_name(k)
+    values = {(r.arm, r.seed): _run_values(r.problems[lang], task_ids, k) for r in lang_runs}
+    has_value = np.any([np.isfinite(v) for v in values.values()], axis=0)
+    used = [t for t, ok in zip(task_ids, has_value, strict=True) if ok]
     short = {
-        t: f"n={min(r.problems[lang][t][0] for r in lang_runs)} < {k} in some arm/seed"
-        for t in task_ids
-        if any(r.problems[lang][t][0] < k for r in lang_runs)
+        t: f"fewer than {k} scored samples in every run"
+        for t, ok in zip(task_ids, has_value, strict=True)
+        if not ok
     }
-    used = [t for t in task_ids if t not in short]
     m_entry: dict[str, Any] = {"problems": len(used), "dropped_problems": short}
     if not used:
         m_entry["available"] = False
         statement = f"{lang}: {metric} not available (needs >= {k} scored samples per problem)"
         return m_entry, None, [statement]
     statements = []
-    if short:
+    partial = {
+        f"{arm}/seed{s}": int(np.isfinite(v).sum())
+        for (arm, s), v in values.items()
+        if np.isfinite(v).sum() < len(used)
+    }
+    m_entry["runs_with_fewer_problems"] = partial
+    if partial:
+        listed = ", ".join(f"{run} {n}" for run, n in partial.items())
+        statements.append(
+            f"{lang}: {metric} over {len(used)} of {len(task_ids)} problems; "
+            f"{len(partial)} of {len(values)} runs have >= {k} scored samples on fewer of them "
+            f"({listed}): each run is averaged over its own problems, each comparison over the "
+            "problems both arms have in every compared seed"
+        )
+    elif short:
         statements.append(
             f"{lang}: {metric} over {len(used)} of {len(task_ids)} problems "
-            f"({len(short)} have fewer than {k} scored samples in some arm/seed)"
+            f"({len(short)} have fewer than {k} scored samples in every run)"
         )
     m_entry["available"] = True
     m_entry["task_ids"] = used
+    keep = np.asarray(has_value)
     matrices: Matrices = {
-        arm: {
-            r.seed: per_problem_pass_at_k([r.problems[lang][t] for t in used], k)
-            for r in lang_runs
-            if r.arm == arm
-        }
+        arm: {s: v[keep] for (a, s), v in values.items() if a == arm and np.isfinite(v).any()}
         for arm in lang_arms
     }
-    m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in lang_arms}
-    opts = {"n_resamples": n_resamples, "seed": seed}
+    matrices = {arm: m for arm, m in matrices.items() if m}
+    without = [arm for arm in lang_arms if arm not in matrices]
+    if without:
+        statements.append(
+            f"{lang}: {metric} not available for arms {', '.join(without)} "
+            f"(no problem with >= {k} scored samples in any of their runs)"
+        )
+    m_entry["arms"] = {arm: _arm_stats(matrices[arm]) for arm in matrices}
     m_entry["vs_baseline"] = (
-        {a: compare(matrices, BASELINE, a, **opts) for a in lang_arms if a != BASELINE}
+        {a: compare(matrices, BASELINE, a, **cmp_opts) for a in matrices if a != BASELINE}
         if BASELINE in matrices
         else None
     )
     m_entry["cnn_vs_nlu"] = (
-        {a: compare(matrices, a, CNN, **opts) for a in lang_arms if a in NLU_ARMS}
+        {a: compare(matrices, a, CNN, **cmp_opts) for a in matrices if a in NLU_ARMS}
         if CNN in matrices
         else None
     )
@@ -260,15 +355,20 @@ def _metric_entry(
 
 def _arm_stats(per_seed_matrix: Mapping[int, np.ndarray]) -> dict[str, Any]:
     """One arm's pass@k: the mean over seeds, their spread and the values behind them (per seed
-    and per problem), so the seed-to-seed variation is visible next to the bootstrap interval."""
-    per_seed = {s: float(v.mean()) for s, v in sorted(per_seed_matrix.items())}
+    and per problem, None where a run lacks the problem), so the seed-to-seed variation is
+    visible next to the interval."""
+    per_seed = {s: float(np.nanmean(v)) for s, v in sorted(per_seed_matrix.items())}
     values = list(per_seed.values())
     return {
         "mean": float(np.mean(values)),
         "seed_sd": float(np.std(values, ddof=1)) if len(values) > 1 else None,
         "per_seed": {str(s): v for s, v in per_seed.items()},
+        "problems_per_seed": {
+            str(s): int(np.isfinite(v).sum()) for s, v in sorted(per_seed_matrix.items())
+        },
         "per_problem": {
-            str(s): [round(float(x), 6) for x in v] for s, v in sorted(per_seed_matrix.items())
+            str(s): [round(float(x), 6) if np.isfinite(x) else None for x in v]
+            for s, v in sorted(per_seed_matrix.items())
         },
     }
 
@@ -277,15 +377,14 @@ def _add_best_nlu_comparisons(
     per_language: Mapping[str, dict[str, Any]],
     matrices: Mapping[str, Mapping[str, Matrices]],
     best: str | None,
-    n_resamples: int,
-    seed: int,
+    cmp_opts: Mapping[str, Any],
 ) -> None:
     """Add ``cnn_vs_best_nlu`` to every available metric entry, in place: a separate pass
     because the best NLU arm is chosen over all languages (None where either arm is absent)."""
     for lang, entry in per_language.items():
         for metric, m_matrices in matrices[lang].items():
             entry["metrics"][metric]["cnn_vs_best_nlu"] = (
-                compare(m_matrices, best, CNN, n_resamples=n_resamples, seed=seed)
+                compare(m_matrices, best, CNN, **cmp_opts)
                 if best in m_matrices and CNN in m_matrices
                 else None
             )

@@ -42,7 +42,7 @@ def per_problem_pass_at_k(counts: Sequence[tuple[int, int]], k: int) -> np.ndarr
 
 @dataclasses.dataclass(frozen=True)
 class Interval:
-    """A difference of means (b - a) with its percentile bootstrap interval."""
+    """A difference of means (b - a) with its interval (crossed t or percentile bootstrap)."""
 
     diff: float
     low: float
@@ -51,6 +51,9 @@ class Interval:
     n_problems: int
     n_resamples: int
     confidence: float = CONFIDENCE
+    method: str = "bootstrap"  # or "crossed": see crossed_moments
+    df: float | None = None  # the crossed interval's Satterthwaite degrees of freedom
+    assumed_seed_sd: float | None = None  # one seed: the seed-to-seed sd added by assumption
 
     @property
     def verdict(self) -> str:
@@ -64,6 +67,118 @@ class Interval:
     def to_dict(self) -> dict[str, Any]:
         """The fields and the verdict, for the report's JSON."""
         return {**dataclasses.asdict(self), "verdict": self.verdict}
+
+
+INTERVALS = ("crossed", "bootstrap")
+SEED_DF_CAP = 1.5  # the crossed interval's degrees of freedom: at most 1.5 (seeds - 1)
+
+
+def crossed_moments(d: np.ndarray, seed_sd: float | None = None) -> dict[str, np.ndarray]:
+    """Mean, standard error and degrees of freedom of the mean of ``d`` (..., seeds, problems)
+    under the crossed random-effects model d[s, j] = effect + seed[s] + problem[j] + noise[s, j].
+
+    Why: a researcher's claim generalises over problems and over training seeds, so both the
+    problem-by-arm and the arm-by-seed variation belong in the standard error, each once:
+    Var(mean) = var_problem / P + var_seed / S + var_noise / (S P), estimated from the two-way
+    mean squares (negative components set to 0) with Satterthwaite's degrees of freedom, at
+    most 1.5 (S - 1) when the seed term is in (coverage by simulation:
+    benchmarks/interval_coverage.py).
+    With one seed var_seed cannot be estimated: the standard error is then that of this
+    seed's runs (``seed_sd``, in pass@k units, adds an assumed seed-to-seed standard deviation
+    of the difference). Vectorised over leading axes (the coverage benchmark's replicates).
+
+    >>> m = crossed_moments(np.array([[0.1, 0.3, 0.2], [0.2, 0.4, 0.3]]))
+    >>> [round(float(m[k]), 4) for k in ("mean", "se", "df")]
+    [0.25, 0.0764, 1.5]
+    """
+    d = np.asarray(d, dtype=np.float64)
+    n_seeds, n_problems = d.shape[-2:]
+    if n_problems < 2:
+        raise ValueError(f"the crossed interval needs at least 2 problems, got {n_problems}")
+    mean = d.mean(axis=(-2, -1))
+    problem_means = d.mean(axis=-2)
+    ms_p = n_seeds * ((problem_means - mean[..., None]) ** 2).sum(-1) / (n_problems - 1)
+    cells = n_seeds * n_problems
+    if n_seeds == 1:
+        var = ms_p / cells
+        df = np.full_like(var, n_problems - 1.0)
+        if seed_sd:  # an assumed variance known exactly: Satterthwaite with one estimated term
+            total = var + seed_sd**2
+            with np.errstate(divide="ignore", invalid="ignore"):
+                df = np.where(var > 0, df * (total / np.where(var > 0, var, 1)) ** 2, np.inf)
+            var = total
+        return {"mean": mean, "se": np.sqrt(var), "df": df}
+    seed_means = d.mean(axis=-1)
+    ms_s = n_problems * ((seed_means - mean[..., None]) ** 2).sum(-1) / (n_seeds - 1)
+    resid = d - seed_means[..., :, None] - problem_means[..., None, :] + mean[..., None, None]
+    df_e = (n_seeds - 1) * (n_problems - 1)
+    ms_e = (resid**2).sum(axis=(-2, -1)) / df_e
+    use_p, use_s = ms_p > ms_e, ms_s > ms_e
+    # cells * Var(mean) = ms_e + max(ms_p - ms_e, 0) + max(ms_s - ms_e, 0)
+    c_e = 1.0 - use_p - use_s
+    total = c_e * ms_e + use_p * ms_p + use_s * ms_s
+    denom = (
+        (c_e * ms_e) ** 2 / df_e
+        + (use_p * ms_p) ** 2 / (n_problems - 1)
+        + (use_s * ms_s) ** 2 / (n_seeds - 1)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where(denom > 0, total**2 / np.where(denom > 0, denom, 1), np.inf)
+    # Satterthwaite over-states what 3-5 seeds say about the seed term (92.6-93% coverage in
+    # benchmarks/interval_coverage.py); the containment value S - 1 is wider than needed: cap
+    # between the two.
+    df = np.where(use_s, np.minimum(df, SEED_DF_CAP * (n_seeds - 1)), df)
+    return {"mean": mean, "se": np.sqrt(np.maximum(total, 0) / cells), "df": df}
+
+
+def crossed_interval(
+    a: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+    b: np.ndarray | Sequence[float] | Sequence[Sequence[float]],
+    seed_sd: float | None = None,
+) -> Interval:
+    """Mean of b - a with a 95% t interval from :func:`crossed_moments` (the report's default).
+
+    ``a`` and ``b`` as for :func:`paired_bootstrap`. The interval is the estimate +- t * SE and
+    always contains it; when every difference is equal it is that single point.
+
+    >>> r = crossed_interval([0.0, 0.2, 0.5, 0.1], [0.1, 0.3, 0.6, 0.2])  # +0.1 on every problem
+    >>> (round(r.diff, 6), round(r.low, 6), round(r.high, 6), r.verdict)
+    (0.1, 0.1, 0.1, 'above zero')
+    """
+    from scipy import stats as scipy_stats
+
+    a_arr = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b_arr = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a_arr.ndim != 2 or a_arr.shape != b_arr.shape:
+        raise ValueError(
+            "crossed_interval needs a and b of the same shape (problems,) or (seeds, problems); "
+            f"got {np.shape(a)} and {np.shape(b)}"
+        )
+    if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
+        raise ValueError("crossed_interval: a and b must be finite")
+    if seed_sd is not None and seed_sd < 0:
+        raise ValueError(f"seed_sd must be >= 0, got {seed_sd}")
+    if a_arr.shape[1] < 2:
+        raise ValueError(f"the crossed interval needs at least 2 problems, got {a_arr.shape[1]}")
+    d = b_arr - a_arr
+    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):  # one value: no spread at all
+        diff = float(d.mean())
+        if not seed_sd or d.shape[0] > 1:
+            return Interval(diff, diff, diff, *d.shape, n_resamples=0, method="crossed", df=None)
+    m = crossed_moments(d, seed_sd=seed_sd if d.shape[0] == 1 else None)
+    diff, se, df = float(m["mean"]), float(m["se"]), float(m["df"])
+    half = float(scipy_stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se if se > 0 else 0.0
+    return Interval(
+        diff=diff,
+        low=diff - half,
+        high=diff + half,
+        n_seeds=d.shape[0],
+        n_problems=d.shape[1],
+        n_resamples=0,
+        method="crossed",
+        df=round(df, 3) if np.isfinite(df) else None,
+        assumed_seed_sd=seed_sd if d.shape[0] == 1 else None,
+    )
 
 
 def paired_bootstrap(
@@ -122,10 +237,11 @@ def paired_bootstrap(
     replicates = sums / (n_seeds * n_problems)
     tail = 100 * (1 - CONFIDENCE) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail])
-    return Interval(
-        diff=float(d.mean()),
-        low=float(low),
-        high=float(high),
+    diff = float(d.mean())
+    return Interval(  # the replicates' sums round differently from d.mean(): keep diff inside
+        diff=diff,
+        low=min(float(low), diff),
+        high=max(float(high), diff),
         n_seeds=n_seeds,
         n_problems=n_problems,
         n_resamples=n_resamples,
@@ -139,12 +255,21 @@ def compare(
     *,
     n_resamples: int,
     seed: int,
+    interval: str = "crossed",
+    seed_sd: float | None = None,
 ) -> dict[str, Any]:
     """b - a on the seeds both arms have (paired by seed number), as a JSON-able dict.
 
-    ``matrices[arm][seed]`` is that run's per-problem pass@k. Seeds only one arm has cannot be
-    paired: they are left out with a note rather than failing the comparison.
+    ``matrices[arm][seed]`` is that run's per-problem pass@k, NaN where the run has fewer than
+    k scored samples of a problem. Seeds only one arm has cannot be paired: they are left out
+    with a note rather than failing the comparison. Problems missing in any compared run are
+    left out of this comparison only (counted in ``problems_left_out``), so both arms are
+    averaged over the same problems and seeds. ``interval``: "crossed" (:func:`crossed_interval`,
+    ``seed_sd`` its assumed seed-to-seed sd with one seed) or "bootstrap" (the paired
+    hierarchical bootstrap, :func:`paired_bootstrap`).
     """
+    if interval not in INTERVALS:
+        raise ValueError(f"interval {interval!r} unknown; allowed: {list(INTERVALS)}")
     seeds = sorted(set(matrices[a]) & set(matrices[b]))
     if not seeds:
         return {
@@ -154,13 +279,28 @@ def compare(
             "reason": f"{a} (seeds {sorted(matrices[a])}) and {b} (seeds {sorted(matrices[b])}) "
             "share no seed",
         }
-    interval = paired_bootstrap(
-        np.stack([matrices[a][s] for s in seeds]),
-        np.stack([matrices[b][s] for s in seeds]),
-        n_resamples=n_resamples,
-        seed=seed,
-    )
-    out = {"a": a, "b": b, "available": True, "seeds": seeds, **interval.to_dict()}
+    a_mat = np.stack([matrices[a][s] for s in seeds])
+    b_mat = np.stack([matrices[b][s] for s in seeds])
+    complete = np.isfinite(a_mat).all(axis=0) & np.isfinite(b_mat).all(axis=0)
+    needed = 2 if interval == "crossed" else 1
+    if complete.sum() < needed:
+        return {
+            "a": a,
+            "b": b,
+            "available": False,
+            "reason": f"{int(complete.sum())} problems have a value in every run of {a} and {b} "
+            f"(seeds {seeds}); the {interval} interval needs {needed}",
+        }
+    if interval == "crossed":
+        result = crossed_interval(a_mat[:, complete], b_mat[:, complete], seed_sd=seed_sd)
+    else:
+        result = paired_bootstrap(
+            a_mat[:, complete], b_mat[:, complete], n_resamples=n_resamples, seed=seed
+        )
+    out = {"a": a, "b": b, "available": True, "seeds": seeds, **result.to_dict()}
+    left_out = int((~complete).sum())
+    if left_out:
+        out["problems_left_out"] = left_out
     dropped = sorted(set(matrices[a]) ^ set(matrices[b]))
     if dropped:
         out["note"] = f"only the shared seeds {seeds} are compared (seeds {dropped} unpaired)"
