@@ -21,8 +21,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 INDENT = "    "
+_PLACEHOLDER = "T5X_XFER_DOCSTRING_PLACEHOLDER"  # where the hand-written docstring goes
 # Calls through which a statement can reach any module-level name without naming it.
-_PLACEHOLDER = "T5X_XFER_DOCSTRING_PLACEHOLDER"
 _DYNAMIC = frozenset({"globals", "locals", "vars", "eval", "exec", "__import__"})
 
 
