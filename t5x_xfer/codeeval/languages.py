@@ -190,6 +190,29 @@ def generation_prompt(language: str, problem: Mapping[str, str]) -> str:
 
 
 # --- judging ---
+# A program that ran and exited non-zero is "failed" when the output shows that one of the
+# test harness's assertions failed (the program answered a test wrongly, even if it crashed
+# afterwards), else "runtime_error" (it crashed or exited outside the tests' assertions). Each
+# pattern is what that language's HumanEval-X harness prints for a failed assertion.
+
+_PY_ASSERT = re.compile(r"^AssertionError\b", re.M)
+# glibc's assert(): "prog: main.cpp:12: int main(): Assertion `x == 1' failed."
+_CPP_ASSERT = re.compile(r"Assertion .* failed")
+# The harness throws AssertionError from main; uncaught, the JVM prints this line.
+_JAVA_ASSERT = re.compile(r"^Exception in thread \S+ java\.lang\.AssertionError\b", re.M)
+# console.assert prints "Assertion failed" (exit status 0); node's assert module throws.
+_JS_ASSERT = re.compile(r"Assertion failed|AssertionError")
+# testify's assert.* report "Error Trace:"; a bare t.Error/t.Fail only leaves "--- FAIL:".
+_GO_ASSERT = re.compile(r"^\s+Error Trace:", re.M)
+_GO_FAIL = re.compile(r"^--- FAIL: ", re.M)
+_GO_CRASH = re.compile(r"^(panic: |fatal error: )", re.M)
+# assert!/assert_eq!/assert_ne! panics, in the message formats of Rust >= 1.73
+# ("panicked at main.rs:5:9:\nassertion `left == right` failed") and before
+# ("panicked at 'assertion failed: `(left == right)`...', main.rs:5:9").
+_RUST_ASSERT = re.compile(
+    r"panicked at (?:'assertion failed"
+    r"|[^\n]*:\n(?:assertion failed: |assertion `left [=!]= right` failed))"
+)
 
 
 def _judge_python(rc: int, out: str, err: str) -> str:
@@ -197,24 +220,24 @@ def _judge_python(rc: int, out: str, err: str) -> str:
         return "passed"
     if "Traceback" not in err and re.search(r"^(SyntaxError|IndentationError|TabError)", err, re.M):
         return "compile_error"
-    return "failed" if re.search(r"^AssertionError", err, re.M) else "runtime_error"
+    return "failed" if _PY_ASSERT.search(err) else "runtime_error"
 
 
 def _judge_cpp(rc: int, out: str, err: str) -> str:
     if rc == 0:
         return "passed"
-    return "failed" if re.search(r"Assertion .* failed", err) else "runtime_error"
+    return "failed" if _CPP_ASSERT.search(err) else "runtime_error"
 
 
 def _judge_java(rc: int, out: str, err: str) -> str:
     if rc == 0:
         return "passed"
-    return "failed" if "java.lang.AssertionError" in err else "runtime_error"
+    return "failed" if _JAVA_ASSERT.search(err) else "runtime_error"
 
 
 def _judge_js(rc: int, out: str, err: str) -> str:
     # console.assert only prints "Assertion failed"; the exit status stays 0.
-    if "Assertion failed" in err or "AssertionError" in err:
+    if _JS_ASSERT.search(err):
         return "failed"
     return "passed" if rc == 0 else "runtime_error"
 
@@ -222,13 +245,17 @@ def _judge_js(rc: int, out: str, err: str) -> str:
 def _judge_go(rc: int, out: str, err: str) -> str:
     if rc == 0:
         return "passed"
-    return "runtime_error" if "panic:" in out + err else "failed"
+    text = out + err
+    # A panic inside a test also prints "--- FAIL:", a fatal error (stack overflow, deadlock)
+    # or an exit from the code under test prints no assertion at all: crashes, not failures.
+    asserted = _GO_ASSERT.search(text) or (_GO_FAIL.search(text) and not _GO_CRASH.search(text))
+    return "failed" if asserted else "runtime_error"
 
 
 def _judge_rust(rc: int, out: str, err: str) -> str:
     if rc == 0:
         return "passed"
-    return "failed" if "assertion failed" in out + err else "runtime_error"
+    return "failed" if _RUST_ASSERT.search(out + err) else "runtime_error"
 
 
 # --- the recipe table ---
@@ -341,7 +368,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"(?!)",
             compile_timeout_s=60,
             run_timeout_s=15,
-            version=2,  # 2: compiled by a warm javac (compile_server) when available
+            version=3,  # 2: judged by the harness's assertion output; 3: warm javac
         ),
         Language(
             name="js",
@@ -378,6 +405,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"cannot find package \"github.com/stretchr/testify",
             compile_timeout_s=120,
             run_timeout_s=15,
+            version=2,  # judged by the harness's assertion output
         ),
         Language(
             name="rust",
@@ -392,7 +420,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"can't find crate for `(rand|regex|md5)`",
             compile_timeout_s=120,
             run_timeout_s=15,
-            version=2,  # 2: std linked dynamically
+            version=3,  # 2: judged by the harness's assertion output; 3: std linked dynamically
         ),
     ]
 }

@@ -55,12 +55,13 @@ def test_every_canonical_solution_passes(canonical_eval: Evaluation) -> None:
 
 
 def test_wrong_programs_fail(tmp_path) -> None:
-    """Bodies that return a default value or throw are never scored passed."""
+    """Bodies that return a default value fail a test assertion ("failed"); bodies that throw
+    crash outside the assertions ("runtime_error"); neither is scored passed."""
     data = fakes.require_data()
     fakes.require_sandbox()
     languages = fakes.ready_languages()
     problems = D.load_problems(languages, data)
-    samples = []
+    samples, expected = [], []
     for lang in languages:
         prefix = fakes.PREFIX[lang]
         default_tasks = [0] if lang in ("java", "go") else [0, 1, 2]
@@ -68,9 +69,10 @@ def test_wrong_programs_fail(tmp_path) -> None:
             D.Sample(f"{prefix}/{i}", fakes.DEFAULT_BODY[lang], lang) for i in default_tasks
         ]
         samples += [D.Sample(f"{prefix}/{i}", fakes.THROW_BODY[lang], lang) for i in (0, 1, 2)]
+        expected += ["failed"] * len(default_tasks) + ["runtime_error"] * 3
     result = evaluate(samples, problems, out_dir=tmp_path, workers=2, progress=False)
-    for row in result.rows:
-        assert row["status"] in ("failed", "runtime_error"), row
+    for row, status in zip(result.rows, expected, strict=True):
+        assert row["status"] == status, row
     written = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in written] == [r["status"] for r in result.rows]
     assert "report.md" in {p.name for p in tmp_path.iterdir()}

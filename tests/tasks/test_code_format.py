@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import re
@@ -67,6 +68,16 @@ def _args(record):
     return {"text": record["text"], "code": record["code"], "tests": record["test_list"]}
 
 
+def _docstring_of(source: str, name: str) -> str:
+    """The docstring's value (escapes resolved) of top-level function ``name`` in source that
+    parses (a prompt parses once the missing body is a bare ``...``)."""
+    tree = ast.parse(source + "    ...\n" if source.endswith('"""\n') else source)
+    fn = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name][-1]
+    doc = ast.get_docstring(fn, clean=False)
+    assert doc is not None
+    return doc
+
+
 def _run_python(program: str) -> subprocess.CompletedProcess[str]:
     """Trusted test programs only (never model output): a plain child interpreter."""
     return subprocess.run(
@@ -83,7 +94,7 @@ def test_prompt_plus_completion_passes_the_records_tests(record):
     # HumanEval's shape: the prompt ends in the entry point's docstring, the body is indented,
     # and the evaluator's Python truncation keeps all of it.
     assert f"def {entry}(" in prompt and prompt.endswith('"""\n')
-    assert " ".join(record["text"].split()).replace('"""', "'''") in prompt
+    assert _docstring_of(prompt, entry).startswith(" ".join(record["text"].split()) + "\n")
     assert all(line.startswith("    ") for line in completion.splitlines() if line.strip())
     assert L.truncate_completion("python", completion) == completion
     tests = "\n".join(["import math", *record["test_list"]])
@@ -114,7 +125,9 @@ def test_unconvertible_records_are_left_out_and_named(caplog):
     with caplog.at_level(logging.WARNING):
         out = completion_records([*bad, RECORDS[0]], "MBPP train")
     assert [r["task_id"] for r in out] == ["2"]
-    assert "2 of 3 records" in caplog.text and "7, 8" in caplog.text
+    assert "2 of 3 records" in caplog.text
+    assert "1 do not parse (task_ids 7)" in caplog.text
+    assert "1 define no top-level function that their tests call (task_ids 8)" in caplog.text
 
 
 def test_sources_give_the_completion_format(tmp_path):
@@ -147,3 +160,185 @@ def test_humaneval_python_canonical_programs_survive_the_rewrite():
         if _run_python(program).returncode != 0:
             failed.append(row["task_id"])
     assert not failed
+
+
+# Module shapes beyond imports, defs and plain assignments: (name, code, tests, tail), where
+# tail says that code must stay after the entry point (it uses or rebinds it), so the
+# completion continues past the body. Each program passes its tests as written here.
+HOSTILE = [
+    (
+        "annotated_assignments",
+        "from typing import Dict\nLIMIT: int = 10\nCACHE: Dict[int, int] = {}\n"
+        "def capped(x):\n    CACHE[x] = min(x, LIMIT)\n    return CACHE[x]\nBONUS: int = 5\n",
+        ["assert capped(3) == 3", "assert capped(30) == 10"],
+        False,
+    ),
+    (
+        "try_except_import",
+        "try:\n    from math import gcd\nexcept ImportError:\n    from fractions import gcd\n"
+        "def lcm(a, b):\n    return a * b // gcd(a, b)\n",
+        ["assert lcm(4, 6) == 12", "assert lcm(5, 7) == 35"],
+        False,
+    ),
+    (
+        "loop_fills_a_table",
+        "SQUARES = {}\nfor i in range(20):\n    SQUARES[i] = i * i\n"
+        "def square_of(n):\n    return SQUARES[n]\n",
+        ["assert square_of(7) == 49"],
+        False,
+    ),
+    (
+        "augmented_assignments",
+        "OFFSET = 1\nOFFSET += 2\ndef shift(x):\n    return x + OFFSET\nOFFSET *= 10\n",
+        ["assert shift(1) == 31"],
+        False,
+    ),
+    (
+        "with_block",
+        "import io\nwith io.StringIO('a,b,c') as fh:\n    HEADER = fh.read().split(',')\n"
+        "def column(i):\n    return HEADER[i]\n",
+        ["assert column(1) == 'b'"],
+        False,
+    ),
+    (
+        "setrecursionlimit",
+        "import sys\nsys.setrecursionlimit(10000)\n"
+        "def depth(n):\n    return 0 if n == 0 else 1 + depth(n - 1)\n",
+        ["assert depth(3000) == 3000"],
+        False,
+    ),
+    (
+        "if_block_defines_helpers",
+        "import sys\nif sys.version_info >= (3, 0):\n    def helper(x):\n        return x * 2\n"
+        "else:\n    def helper(x):\n        return x\n"
+        "def double_plus_one(x):\n    return helper(x) + 1\n",
+        ["assert double_plus_one(4) == 9"],
+        False,
+    ),
+    (
+        "async_helper_after_the_entry_point",
+        "import asyncio\ndef run_triple(x):\n    return asyncio.run(triple(x))\n"
+        "async def triple(x):\n    await asyncio.sleep(0)\n    return 3 * x\n",
+        ["assert run_triple(4) == 12"],
+        False,
+    ),
+    (
+        "module_code_calls_the_entry_point",
+        "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n"
+        "    return a\nFIBS = [fib(i) for i in range(30)]\n"
+        "def fib_index(value):\n    return FIBS.index(value)\n",
+        ["assert fib(10) == 55", "assert fib_index(55) == 10"],
+        True,
+    ),
+    (
+        "class_body_calls_the_entry_point",
+        "def area(w, h):\n    return w * h\nclass Shapes:\n    UNIT = area(1, 1)\n"
+        "def unit_area():\n    return Shapes.UNIT\n",
+        ["assert area(2, 3) == 6", "assert unit_area() == 1"],
+        True,
+    ),
+    (
+        "entry_point_rebound_by_a_cache",  # exponential without the cache: times out
+        "import functools\ndef paths(n):\n    if n < 2:\n        return 1\n"
+        "    return paths(n - 1) + paths(n - 2)\n"
+        "paths = functools.lru_cache(maxsize=None)(paths)\n",
+        ["assert paths(80) == 37889062373143906"],
+        True,
+    ),
+    (
+        "decorated_entry_point_keeps_its_order",
+        "import functools\n@functools.lru_cache(maxsize=None)\ndef ways(n):\n"
+        "    return 1 if n < 2 else ways(n - 1) + helper(n)\n"
+        "def helper(n):\n    return ways(n - 2)\n",
+        ["assert ways(80) == 37889062373143906"],
+        True,
+    ),
+    (
+        "main_guard_calls_the_entry_point",
+        "def greet(name):\n    return 'Hello, ' + name\n"
+        "if __name__ == '__main__':\n    print(greet('world'))\n",
+        ["assert greet('x') == 'Hello, x'"],
+        True,
+    ),
+    (
+        "star_import_rebinds_the_entry_point",  # math.gcd replaces the stub: order matters
+        "def gcd(a, b):\n    return 0\nfrom math import *\n",
+        ["assert gcd(12, 8) == 4"],
+        True,
+    ),
+    (
+        "tests_with_triple_quotes_and_backslashes",
+        "def count_quotes(s):\n    return s.count('\"')\n",
+        ['assert count_quotes(\'say """hi"""\') == 6', 'assert count_quotes("a\\\\\\"") == 1'],
+        False,
+    ),
+    (
+        "non_equality_test_with_a_triple_quoted_newline",
+        "def count_lines(s):\n    return len(s.splitlines())\n",
+        ['assert count_lines("""one\ntwo\\\\\n""") > 1', "assert count_lines('') == 0"],
+        False,
+    ),
+]
+
+
+def _statements(source: str, entry: str) -> tuple[list[str], list[str]]:
+    """Top-level statements (as ast dumps, docstrings dropped) before and after the last
+    ``def entry``."""
+    body = ast.parse(source).body
+    at = max(i for i, n in enumerate(body) if isinstance(n, ast.FunctionDef) and n.name == entry)
+    return [ast.dump(n) for n in body[:at]], [ast.dump(n) for n in body[at + 1 :]]
+
+
+@pytest.mark.parametrize("name,code,tests,tail", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_module_shapes_stay_valid_and_pass(name, code, tests, tail):
+    text = 'Check the """shape""" of C:\\temp\\new and "quotes".'
+    assert _run_python(code + "\n" + "\n".join(tests) + "\n").returncode == 0  # as written
+    converted = mbpp_to_completion(text, code, tests)
+    assert converted is not None
+    prompt, completion, entry = (converted[k] for k in ("prompt", "completion", "entry_point"))
+    program = prompt + completion
+    ast.parse(program)
+    ok = _run_python(program + "\n" + "\n".join(tests) + "\n")
+    assert ok.returncode == 0, ok.stderr
+    # The docstring holds the description and the first test exactly (escapes resolved).
+    assert prompt.endswith('"""\n')
+    doc = _docstring_of(prompt, entry)
+    assert doc.startswith(" ".join(text.split()) + "\n    >>> ")
+    first = ast.parse(tests[0]).body[0].test
+    assert ast.unparse(first.left if isinstance(first, ast.Compare) else first) in doc
+    # Every statement survives; those before the entry point stay before it in order, those
+    # that must follow it stay after it in order (only movable ones join the prompt).
+    before, after = _statements(code, entry)
+    new_before, new_after = _statements(program, entry)
+    assert sorted(before + after) == sorted(new_before + new_after)
+    assert new_before[: len(before)] == before
+    assert new_after == after[len(after) - len(new_after) :]
+    # A completion is the body alone unless code must run after the function.
+    assert (L.truncate_completion("python", completion) != completion) == tail
+    assert bool(new_after) == tail
+
+
+def test_what_cannot_be_made_right_is_left_out_with_the_reason(caplog):
+    """An entry point defined only inside a block, or bound to a lambda, has no top-level
+    signature to put in a HumanEval prompt."""
+    records = [
+        {
+            "task_id": 11,
+            "text": "Only inside a block.",
+            "code": "import sys\nif sys.version_info >= (3, 0):\n    def f(x):\n        return x\n",
+            "test_list": ["assert f(1) == 1"],
+        },
+        {
+            "task_id": 12,
+            "text": "A lambda.",
+            "code": "f = lambda x: x\n",
+            "test_list": ["assert f(1) == 1"],
+        },
+    ]
+    for r in records:  # the programs themselves pass
+        assert _run_python(r["code"] + "\n" + r["test_list"][0] + "\n").returncode == 0
+    with caplog.at_level(logging.WARNING):
+        out = completion_records([*records, RECORDS[0]], "code_jsonl train")
+    assert [r["task_id"] for r in out] == ["2"]
+    assert "2 of 3 records left out" in caplog.text
+    assert "2 define no top-level function that their tests call (task_ids 11, 12)" in caplog.text
