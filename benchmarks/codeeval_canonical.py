@@ -4,7 +4,8 @@
 
 Prints wall time per language for the sandboxed run (strongest tier available) and for a plain
 run (tier "none"), the sandbox's cost per sandboxed command in milliseconds per language, and
-the fixed cost of one empty sandboxed command; writes codeeval_canonical.json and .md to --out.
+the fixed cost of one empty sandboxed command, and per language where a sandboxed program's
+time goes (build, run, the rest); writes codeeval_canonical.json and .md to --out.
 Caches are fresh, so every program really executes.
 """
 
@@ -66,6 +67,8 @@ def run_mode(tier: str, languages: list[str], problems: dict, workers: int, out:
             "programs": len(result.rows),
             "passed": sum(r["passed"] for r in result.rows),
             "mean_program_s": statistics.mean(per_program),
+            "mean_build_s": statistics.mean(r["build_s"] for r in result.rows),
+            "mean_run_s": statistics.mean(r["run_s"] for r in result.rows),
         }
         print(f"[{tier}] {lang}: {wall:.1f} s wall, {per_lang[lang]['passed']}/164 passed")
     return per_lang
@@ -95,6 +98,18 @@ def main() -> None:
             "sandboxed_wall_s": round(sandboxed[lang]["wall_s"], 1),
             "plain_wall_s": round(plain[lang]["wall_s"], 1),
             "sandbox_ms_per_command": round(1000 * extra / commands, 1),
+            # Where a sandboxed program's time goes: building (compilers), running (the
+            # program), and the rest of the wall time (workers, bookkeeping, writing).
+            "build_ms_per_program": round(1000 * sandboxed[lang]["mean_build_s"], 1),
+            "run_ms_per_program": round(1000 * sandboxed[lang]["mean_run_s"], 1),
+            "other_ms_per_program": round(
+                1000
+                * (
+                    sandboxed[lang]["wall_s"] * args.workers / sandboxed[lang]["programs"]
+                    - sandboxed[lang]["mean_program_s"]
+                ),
+                1,
+            ),
             "commands_per_program": commands,
             "passed_sandboxed": sandboxed[lang]["passed"],
             "passed_plain": plain[lang]["passed"],
@@ -117,13 +132,17 @@ def main() -> None:
         f"Empty command: {result['empty_command_ms'][tier]} ms sandboxed, "
         f"{result['empty_command_ms']['none']} ms plain.",
         "",
-        "| language | sandboxed wall s | plain wall s | sandbox ms per command | commands |",
-        "|---|---|---|---|---|",
+        "| language | sandboxed wall s | plain wall s | sandbox ms per command | commands | "
+        "build ms | run ms | other ms (per program, sandboxed; other = wall x workers / "
+        "programs - build - run) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for lang, r in rows.items():
         lines.append(
             f"| {lang} | {r['sandboxed_wall_s']} | {r['plain_wall_s']} | "
-            f"{r['sandbox_ms_per_command']} | {r['commands_per_program']} |"
+            f"{r['sandbox_ms_per_command']} | {r['commands_per_program']} | "
+            f"{r['build_ms_per_program']} | {r['run_ms_per_program']} | "
+            f"{r['other_ms_per_program']} |"
         )
     text = "\n".join(lines) + "\n"
     print(text)

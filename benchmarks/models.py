@@ -10,11 +10,19 @@ import jax
 import numpy as np
 
 
-def build(name: str, layers: int | None = None, dropout: float | None = None) -> tuple[Any, Any]:
-    """(model, random params) of gin/models/<name>.gin in float32, ``layers`` deep if given."""
+def build(
+    name: str,
+    layers: int | None = None,
+    dropout: float | None = None,
+    dtype: str | None = "float32",
+) -> tuple[Any, Any]:
+    """(model, random params) of gin/models/<name>.gin, ``layers`` deep if given.
+
+    ``dtype`` is the activation dtype; None keeps the gin file's default (parameters are always
+    float32)."""
     from t5x_xfer import gin_utils
 
-    bindings = ['ACTIVATION_DTYPE="float32"']
+    bindings = [] if dtype is None else [f'ACTIVATION_DTYPE="{dtype}"']
     if dropout is not None and not name.startswith(("qwen", "deepseek", "tiny_decoder")):
         bindings.append(f"DROPOUT_RATE={dropout}")
     if name.startswith("tiny"):

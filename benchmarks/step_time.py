@@ -56,8 +56,13 @@ def _batch(model, batch: int, inputs: int, targets: int) -> dict[str, np.ndarray
     }
 
 
-def _torch_step(model, torch_model, batch: dict[str, np.ndarray]):
-    """transformers' step on the same batch: Adafactor for T5, AdamW for decoder-only."""
+def _torch_step(model, torch_model, batch: dict[str, np.ndarray], dtype: str = "float32"):
+    """transformers' step on the same batch: Adafactor for T5, AdamW for decoder-only.
+
+    ``dtype="bfloat16"`` runs forward and backward under CPU autocast (weights and optimizer
+    float32), the matched counterpart of our bfloat16 activations."""
+    import contextlib
+
     import torch
 
     if model.family == "t5":
@@ -84,9 +89,16 @@ def _torch_step(model, torch_model, batch: dict[str, np.ndarray]):
         labels[torch.tensor(batch["decoder_loss_weights"]) == 0] = -100
         inputs = {"input_ids": ids, "labels": labels}
 
+    def autocast():
+        if dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        torch_model(**inputs).loss.backward()
+        with autocast():
+            loss = torch_model(**inputs).loss
+        loss.backward()
         opt.step()
 
     return step
@@ -115,14 +127,28 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--prng", default="threefry2x32", choices=["threefry2x32", "rbg"])
     parser.add_argument("--dropout", type=float, default=None, help="override the model's rate")
+    parser.add_argument(
+        "--dtype",
+        default="model",
+        choices=["model", "float32", "bfloat16"],
+        help="our activation dtype; 'model' keeps the gin file's default (bfloat16 for the "
+        "real-size models, as in T5X; parameters and optimizer state stay float32)",
+    )
+    parser.add_argument(
+        "--torch_dtype",
+        default="float32",
+        choices=["float32", "bfloat16"],
+        help="transformers' compute: float32 (its default) or bfloat16 autocast (matched)",
+    )
     args = parser.parse_args()
     jax.config.update("jax_default_prng_impl", args.prng)
 
     import torch
 
-    from t5x_xfer import optimizers, trainer
+    from t5x_xfer import optimizers, partitioning, trainer
 
-    model, params = models.build(args.model, args.layers, args.dropout)
+    dtype = None if args.dtype == "model" else args.dtype
+    model, params = models.build(args.model, args.layers, args.dropout, dtype=dtype)
     batch = _batch(model, args.batch, args.inputs, args.targets)
     tokens = args.batch * (args.inputs + args.targets)
     opt_name = "adafactor" if model.family == "t5" else "adamw"
@@ -136,14 +162,18 @@ def main() -> None:
             opt_state=optimizer.init(params),
         )
     }
-    step_fn = jax.jit(trainer.make_train_step(model, optimizer, schedule), donate_argnums=(0,))
+    step_fn = jax.jit(
+        trainer.make_train_step(model, optimizer, schedule),
+        donate_argnums=(0,),
+        compiler_options=partitioning.compiler_options(),  # as the train binary does
+    )
 
     def jax_step() -> None:
         state["s"], metrics = step_fn(state["s"], batch)
         jax.block_until_ready(metrics)
 
     jax_first, jax_times = _time(jax_step, args.steps)
-    torch_step = _torch_step(model, torch_model, batch)
+    torch_step = _torch_step(model, torch_model, batch, args.torch_dtype)
     torch_first, torch_times = _time(torch_step, args.steps)
     ours, theirs = statistics.median(jax_times), statistics.median(torch_times)
     result = {
@@ -151,6 +181,8 @@ def main() -> None:
         "shape_of_model": models.describe(model),
         "step": f"forward + backward + {opt_name} update",
         "prng": args.prng,
+        "jax_activation_dtype": model.config.dtype,
+        "torch_compute_dtype": args.torch_dtype,
         "dropout": model.uses_dropout,
         "shape": {"batch": args.batch, "inputs": args.inputs, "targets": args.targets},
         "cpu_threads": os.cpu_count(),
@@ -174,7 +206,8 @@ def main() -> None:
     )
     (out / "step_time.md").write_text(
         f"# Train step (fwd+bwd+{opt_name}), {args.model} ({models.describe(model)}), "
-        f"prng {args.prng}, "
+        f"prng {args.prng}, activations ours {model.config.dtype} / transformers "
+        f"{args.torch_dtype}, "
         f"batch {args.batch}, {args.inputs}->{args.targets}\n\n"
         f"{table}\nratio torch/jax step time: {theirs / ours:.2f}\n"
     )

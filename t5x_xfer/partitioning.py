@@ -50,6 +50,17 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
 )
 
 
+# XLA's CPU backend hands reductions and elementwise fusions to YNNPACK by default; for the
+# small tensors of CPU runs that is slower (the tiny debug model's step: 36.5 -> 25.8 ms with
+# dots only, measured by benchmarks/step_time.py --model tiny). Dots stay with YNNPACK.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
+
+
+def compiler_options() -> dict[str, str] | None:
+    """XLA options for the jitted train, eval and decode steps on the default backend."""
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
 def make_mesh(
     data: int = -1,
     fsdp: int = 1,

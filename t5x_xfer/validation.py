@@ -35,7 +35,9 @@ def make_evaluator(
     batches of ``split``, plus seqio metrics of greedy predictions on ``infer_examples``."""
     b_sharding = partitioning.batch_sharding(mesh)
     eval_step = jax.jit(
-        trainer_lib.make_eval_step(model, loss_opts), in_shardings=(None, b_sharding)
+        trainer_lib.make_eval_step(model, loss_opts),
+        in_shardings=(None, b_sharding),
+        compiler_options=partitioning.compiler_options(),
     )
     shard = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
 
@@ -108,7 +110,10 @@ def seqio_metrics(
     if not evaluator.eval_tasks:
         return {}
     greedy = DecodeSettings(method="greedy", max_length=lengths["targets"])
-    predict_jit = jax.jit(lambda p, b: model.predict_batch(p, b, greedy)[0])
+    predict_jit = jax.jit(
+        lambda p, b: model.predict_batch(p, b, greedy)[0],
+        compiler_options=partitioning.compiler_options(),
+    )
 
     def predict_fn(ds: Any) -> list[tuple[int, list[int]]]:
         out = []
