@@ -40,6 +40,7 @@ def make_evaluator(
         compiler_options=partitioning.compiler_options(),
     )
     shard = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
+    decoded: dict[str, Callable[[Any], dict[str, float]]] = {}
 
     def evaluate(params: Any) -> dict[str, float]:
         ds = get_dataset(
@@ -65,10 +66,9 @@ def make_evaluator(
             raise ValueError(f"{name}: split {split!r} is empty")
         out = trainer_lib.summarize_metrics(jax.device_get(sums))
         if infer_examples:
-            out.update(
-                seqio_metrics(
+            if "metrics" not in decoded:  # built once: its datasets and jit are reused
+                decoded["metrics"] = seqio_metrics(
                     model,
-                    params,
                     name,
                     lengths,
                     batch_size=per_host,
@@ -77,7 +77,7 @@ def make_evaluator(
                     seed=seed,
                     use_cached=use_cached,
                 )
-            )
+            out.update(decoded["metrics"](params))
         return out
 
     return evaluate
@@ -85,7 +85,6 @@ def make_evaluator(
 
 def seqio_metrics(
     model: BaseModel,
-    params: Any,
     name: str,
     lengths: Mapping[str, int],
     batch_size: int,
@@ -93,8 +92,9 @@ def seqio_metrics(
     split: str,
     seed: int,
     use_cached: bool = False,
-) -> dict[str, float]:
-    """The tasks' own metrics on greedy decodes (as long as the targets), via seqio."""
+) -> Callable[[Any], dict[str, float]]:
+    """``params -> metrics``: the tasks' own metrics on greedy decodes (as long as the targets),
+    via one seqio.Evaluator, which keeps its examples and the decode jit between evaluations."""
     import seqio
 
     evaluator = seqio.Evaluator(
@@ -107,30 +107,36 @@ def seqio_metrics(
         num_examples=num_examples,
         logger_cls=(),
     )
-    if not evaluator.eval_tasks:
-        return {}
     greedy = DecodeSettings(method="greedy", max_length=lengths["targets"])
     predict_jit = jax.jit(
         lambda p, b: model.predict_batch(p, b, greedy)[0],
         compiler_options=partitioning.compiler_options(),
     )
 
-    def predict_fn(ds: Any) -> list[tuple[int, list[int]]]:
-        out = []
-        for chunk in ds.batch(batch_size):
-            index, feats = chunk
-            feats = to_numpy(feats)
-            n = len(index)
-            tokens = np.asarray(predict_jit(params, pad_batch(feats, batch_size)))[:n, 0]
-            out += [(int(i), t.tolist()) for i, t in zip(np.asarray(index), tokens, strict=True)]
-        return out
+    def metrics(params: Any) -> dict[str, float]:
+        if not evaluator.eval_tasks:
+            return {}
 
-    all_metrics, _ = evaluator.evaluate(compute_metrics=True, predict_fn=predict_fn)
-    results = all_metrics.result() if hasattr(all_metrics, "result") else all_metrics
-    flat = {}
-    for task, metrics in results.items():
-        for key, value in metrics.items():
-            v = getattr(value, "value", value)
-            if isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)):
-                flat[f"{task}/{key}"] = float(v)
-    return flat
+        def predict_fn(ds: Any) -> list[tuple[int, list[int]]]:
+            out = []
+            for chunk in ds.batch(batch_size):
+                index, feats = chunk
+                feats = to_numpy(feats)
+                n = len(index)
+                tokens = np.asarray(predict_jit(params, pad_batch(feats, batch_size)))[:n, 0]
+                out += [
+                    (int(i), t.tolist()) for i, t in zip(np.asarray(index), tokens, strict=True)
+                ]
+            return out
+
+        all_metrics, _ = evaluator.evaluate(compute_metrics=True, predict_fn=predict_fn)
+        results = all_metrics.result() if hasattr(all_metrics, "result") else all_metrics
+        flat = {}
+        for task, task_metrics in results.items():
+            for key, value in task_metrics.items():
+                v = getattr(value, "value", value)
+                if isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)):
+                    flat[f"{task}/{key}"] = float(v)
+        return flat
+
+    return metrics
