@@ -234,6 +234,7 @@ def first_line(error: BaseException, limit: int = 300) -> str:
     """The first line of an error's message (library errors span pages), for one-line errors."""
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
+    line = line.split(" See full TensorStore details")[0]  # followed by a page of spec
     return line if len(line) <= limit else line[:limit] + "..."
 
 
