@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from t5x_xfer.io_utils import write_atomic, write_json_atomic
+from t5x_xfer.io_utils import check_output_dir, write_atomic, write_json_atomic
 from t5x_xfer.report.build import KS, build_report
 from t5x_xfer.report.load import discover, load_run, select_runs
 from t5x_xfer.report.render import markdown, plot_language
@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        check_output_dir(args.out, "--out")
+        if not args.root.is_dir():
+            raise FileNotFoundError(f"--root {args.root}: no such directory")
         report = write_report(
             args.root,
             args.out,
@@ -97,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             exclude_known_defects=args.exclude_known_defects,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for s in report["statements"]:
