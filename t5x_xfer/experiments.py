@@ -440,7 +440,10 @@ def status(grid: Grid, root: str | None = None) -> list[dict[str, Any]]:
     """Per stage: done, started (a partial run to resume) or pending."""
     rows = []
     for stage in stages(grid, root):
-        if stage.done is None:
+        if stage.kind == "report":  # rerun by every run; done once its report exists
+            done = _exists(J(_root(grid, root), "report", "report.md"))
+            state = "done" if done else "pending"
+        elif stage.done is None:
             state = "-"
         elif stage.is_done():
             state = "done"
