@@ -343,9 +343,16 @@ class TrainCheckpointer:
         self.meta = dict(meta)
         self.data = data  # a t5x_xfer.data_position.DataIterator, saved first
 
-    def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        metrics: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Save ``state`` (a TrainState) as ``step``; ``metrics`` feed keep-best retention;
-        the data position (when given) first, so a committed step always has it."""
+        ``extra`` joins the step metadata; the data position (when given) first, so a
+        committed step always has it."""
         if self.data is not None:
             self.data.save(step, keep=self.manager.all_steps())
         save_train_state(
@@ -354,7 +361,7 @@ class TrainCheckpointer:
             state.params,
             state.opt_state,
             self.model,
-            {"step": step, "batches_drawn": step, **self.meta},
+            {"step": step, "batches_drawn": step, **self.meta, **(extra or {})},
             metrics=metrics,
         )
 

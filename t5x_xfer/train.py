@@ -147,17 +147,18 @@ def _start_state(
     init_params: Any,
     seed: int,
     model_dir: str,
-) -> tuple[trainer_lib.TrainState, int]:
-    """The state the loop starts from (see restore precedence) and its step."""
+) -> tuple[trainer_lib.TrainState, int, dict[str, Any] | None]:
+    """The state the loop starts from (see restore precedence), its step, and the open
+    logging window saved with it."""
     if source == "resume":
         state, meta = init.resume(manager, model_dir)
         log.info("resuming %s from step %d", model_dir, int(meta["step"]))
-        return state, int(meta["step"])
+        return state, int(meta["step"]), meta.get(trainer_lib.LOG_WINDOW)
     state = init.from_params(init_params, seed)
     origin = {"init": f"INIT_CHECKPOINT {where}", "hf": f"HF_CHECKPOINT {where}"}
     origin_text = origin.get(source, f"random init (seed {seed})")
     log.info("starting %s at step 0 from %s", model_dir, origin_text)
-    return state, 0
+    return state, 0, None
 
 
 def train(
@@ -259,7 +260,9 @@ def train(
             init_params = init.load_init_params(source, where)
         # The stored model config is compared and a damaged latest step skipped before
         # anything is written to MODEL_DIR.
-        state, start = _start_state(init, manager, source, where, init_params, seed, model_dir)
+        state, start, log_window = _start_state(
+            init, manager, source, where, init_params, seed, model_dir
+        )
         assets_from = init_checkpoint if source == "init" else hf_checkpoint
         _write_run_files(model_dir, run_config, assets_from, vocabulary)
 
@@ -325,7 +328,7 @@ def train(
             ),
         )
         summary = {
-            **loop.run(state, start, batches),
+            **loop.run(state, start, batches, log_window),
             "restored_from": source,
             "data_position": position,
         }
