@@ -145,7 +145,8 @@ class TrainStateInitializer:
                 state, meta = self.from_checkpoint(manager, step)
             except Exception as e:  # tensorstore / OS errors of damaged array files
                 bad.append((step, _why(e)))
-                _collect_quietly()
+            if bad and bad[-1][0] == step:
+                _collect_quietly()  # after the except block has released the error's frames
                 continue
             if bad:
                 _set_aside(manager, root, bad, step)
