@@ -89,8 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         check_output_dir(args.out, "--out")
-        if not args.root.is_dir():
-            raise FileNotFoundError(f"--root {args.root}: no such directory")
         report = write_report(
             args.root,
             args.out,
