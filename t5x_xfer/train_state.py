@@ -156,8 +156,9 @@ class TrainStateInitializer:
             f"MODEL_DIR {model_dir}: checkpoint step {step} cannot be read "
             f"({error})"
             + (f" and neither can steps {[s for s, _ in bad[1:]]}" if len(bad) > 1 else "")
-            + f"; move the damaged step directories out of {model_dir} (the run then starts "
-            "from INIT_CHECKPOINT or scratch), or give another MODEL_DIR"
+            + f"; if their files are damaged, move those step directories out of {model_dir} "
+            "(the run then starts from INIT_CHECKPOINT or scratch); if the run's optimizer "
+            "settings changed, give another MODEL_DIR"
         )
 
     def from_checkpoint(self, manager: Any, step: int) -> tuple[TrainState, dict[str, Any]]:
