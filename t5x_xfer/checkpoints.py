@@ -187,26 +187,68 @@ def load_model(path: str | Path) -> BaseModel:
     return registry.from_json(restored[MODEL_CONFIG], f"checkpoint {root / str(step)}")
 
 
-def load_params(path: str | Path, target: Any | None = None) -> Any:
-    """Restore params; ``target`` (arrays or ShapeDtypeStructs with shardings) shards them.
+def _params_metadata(root: Any, step: int) -> Any:
+    """The stored params tree of shapes and dtypes (orbax ArrayMetadata leaves)."""
+    meta = ocp.StandardCheckpointer().metadata(root / str(step) / PARAMS)
+    meta = getattr(meta, "item_metadata", meta)
+    return getattr(meta, "tree", meta)
 
-    Without a target the params come back as host numpy arrays. Shapes are checked against
-    ``target`` when given, and the error names the checkpoint.
+
+def load_params(path: str | Path, target: Any | None = None) -> Any:
+    """Restore params onto the current topology, whatever topology wrote them.
+
+    ``target`` (arrays or ShapeDtypeStructs with shardings) shards them over the current
+    devices; without one they come back as host numpy arrays (orbax restore args with
+    ``restore_type=np.ndarray``), never onto the writer's shardings, so a checkpoint written
+    on a pod (e.g. a (2, 2, 2) mesh) is exported and decoded on one host. Shapes are checked
+    against ``target`` when given, and the error names the checkpoint. An unreadable step
+    fails in one line naming it (:class:`CorruptCheckpointError`).
     """
     root, step = resolve(path)
-    with ocp.CheckpointManager(root) as manager:
+    where = root / str(step)
+    try:
+        meta = _params_metadata(root, step)
         if target is not None:
-            meta = ocp.StandardCheckpointer().metadata(root / str(step) / PARAMS)
-            meta = getattr(meta, "item_metadata", meta)
-            check_shapes(getattr(meta, "tree", meta), target, f"checkpoint {root / str(step)}")
+            check_shapes(meta, target, f"checkpoint {where}")
             restore = ocp.args.StandardRestore(target)
         else:
-            restore = ocp.args.StandardRestore()
-        restored = manager.restore(step, args=ocp.args.Composite(**{PARAMS: restore}))
+            args = jax.tree.map(
+                lambda m: ocp.RestoreArgs(restore_type=np.ndarray, dtype=m.dtype), meta
+            )
+            restore = ocp.args.PyTreeRestore(restore_args=args)
+        with ocp.CheckpointManager(root) as manager:
+            restored = manager.restore(step, args=ocp.args.Composite(**{PARAMS: restore}))
+    except ValueError as e:
+        if "do not match the model config" in str(e):
+            raise
+        raise CorruptCheckpointError(where, e) from None
+    except Exception as e:  # tensorstore / OS errors of damaged files
+        raise CorruptCheckpointError(where, e) from None
     params = restored[PARAMS]
     if target is None:
         params = jax.tree_util.tree_map(np.asarray, params)
     return params
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message (library errors span pages), for one-line errors."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    line = line.split(" See full TensorStore details")[0]  # followed by a page of spec
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint step that cannot be read (truncated or missing files): one line naming the
+    step, the cause and what to do."""
+
+    def __init__(self, step_dir: Any, cause: BaseException) -> None:
+        self.step_dir = step_dir
+        super().__init__(
+            f"checkpoint step {step_dir} cannot be read ({type(cause).__name__}: "
+            f"{first_line(cause)}); it is damaged or incomplete: give an earlier step "
+            f"directory of {Path(str(step_dir)).parent}, or move this one away"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,9 +343,16 @@ class TrainCheckpointer:
         self.meta = dict(meta)
         self.data = data  # a t5x_xfer.data_position.DataIterator, saved first
 
-    def save(self, step: int, state: Any, metrics: dict[str, float] | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        state: Any,
+        metrics: dict[str, float] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         """Save ``state`` (a TrainState) as ``step``; ``metrics`` feed keep-best retention;
-        the data position (when given) first, so a committed step always has it."""
+        ``extra`` joins the step metadata; the data position (when given) first, so a
+        committed step always has it."""
         if self.data is not None:
             self.data.save(step, keep=self.manager.all_steps())
         save_train_state(
@@ -312,7 +361,7 @@ class TrainCheckpointer:
             state.params,
             state.opt_state,
             self.model,
-            {"step": step, "batches_drawn": step, **self.meta},
+            {"step": step, "batches_drawn": step, **self.meta, **(extra or {})},
             metrics=metrics,
         )
 

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from t5x_xfer import hf, logs
+from t5x_xfer.io_utils import check_output_dir
 from t5x_xfer.models import DTYPES
 
 
@@ -36,13 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.setup(args.verbose)
     try:
+        check_output_dir(args.out, "--out")
         if args.command == "import_hf":
             out = hf.import_hf(hf_dir=args.hf_dir, out=args.out, dtype=args.dtype)
         else:
             out = hf.export_hf(
                 checkpoint=args.checkpoint, out=args.out, tokenizer_dir=args.tokenizer_dir
             )
-    except (FileNotFoundError, NotADirectoryError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(out)

@@ -34,7 +34,7 @@ from t5x_xfer.codeeval import sandbox as sb
 from t5x_xfer.codeeval import toolchains as tc
 from t5x_xfer.codeeval.evaluate import Evaluation, evaluate
 from t5x_xfer.decoding.settings import DecodeSettings, add_flags, from_flags
-from t5x_xfer.io_utils import iter_jsonl, write_atomic
+from t5x_xfer.io_utils import check_output_dir, iter_jsonl, write_atomic
 
 # Defaults of the decoding step: greedy decoding, one sample (pass@1), 512 new tokens; top_p
 # 0.95 for sampling when a temperature is given.
@@ -137,6 +137,7 @@ def evaluate_code(
             "give exactly one of --samples (a JSONL file of task_id/generation records) or "
             "--checkpoint (decode the problems first)"
         )
+    check_output_dir(out, "--out")
     if samples is not None and not Path(samples).is_file():
         raise FileNotFoundError(f"--samples {samples}: no such file")
     if sandbox is not None and sandbox not in sb.TIERS:
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             decode=from_flags(args, DECODE_DEFAULTS),
             batch_size=args.batch_size,
         )
-    except (ValueError, FileNotFoundError, sb.SandboxRefused) as e:
+    except (ValueError, OSError, sb.SandboxRefused) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:  # missing toolchains

@@ -52,6 +52,7 @@ import gin
 from t5x_xfer import gin_utils, logs
 from t5x_xfer.codeeval.data import MINIBENCH, humaneval_x_dir
 from t5x_xfer.decoding.settings import DecodeSettings, override
+from t5x_xfer.io_utils import check_output_dir
 
 log = logging.getLogger("t5x_xfer.experiments")
 
@@ -397,9 +398,10 @@ def run(
     ``isolate``: every stage as a child process, else the ``IN_PROCESS`` binaries and the
     decoding of eval stages in this one."""
     base = _root(grid, root)
-    todo = select(stages(grid, root), arms, seeds)
     if "://" in base:
         raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
+    check_output_dir(base, "--root")
+    todo = select(stages(grid, root), arms, seeds)
     Path(base).mkdir(parents=True, exist_ok=True)
     ran = []
     env = {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
@@ -440,7 +442,10 @@ def status(grid: Grid, root: str | None = None) -> list[dict[str, Any]]:
     """Per stage: done, started (a partial run to resume) or pending."""
     rows = []
     for stage in stages(grid, root):
-        if stage.done is None:
+        if stage.kind == "report":  # rerun by every run; done once its report exists
+            done = _exists(J(_root(grid, root), "report", "report.md"))
+            state = "done" if done else "pending"
+        elif stage.done is None:
             state = "-"
         elif stage.is_done():
             state = "done"
@@ -456,6 +461,7 @@ def report(grid: Grid, root: str | None = None) -> dict[str, Any]:
     from t5x_xfer import report as report_lib
 
     base = Path(_root(grid, root))
+    check_output_dir(base / "report", "--root")
     return report_lib.write_report(
         base, base / "report", arms=list(grid.arms), ks=tuple(grid.report_ks)
     )
@@ -571,8 +577,8 @@ def main(argv: list[str] | None = None) -> int:
             if len(grids) > 1:
                 print(f"== grid {grid.name} ==", flush=True)
             _command(args, grid, root)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, RuntimeError) as e:
+        print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2
     return 0
 

@@ -6,12 +6,15 @@ Python: gin files reach it by dynamic registration (``from __gin__ import dynami
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
 import importlib
 import logging
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +71,14 @@ def parse(
     bindings: Sequence[str] = (),
     gin_search_paths: Sequence[str] = (),
     finalize: bool = True,
+    extra_macros: Sequence[str] = (),
+    require_macros: bool = False,
 ) -> None:
-    """Parse files then bindings; a missing file or unknown binding fails here, before work."""
+    """Parse files then bindings; a missing file, an unknown binding, a value gin cannot
+    parse (an unquoted string) or a macro no loaded gin file uses (a misspelling: the closest
+    known name is suggested) fails here in one line, before work. ``extra_macros``: macros the
+    binary itself reads (``macro(name)``), so binding them is known too. ``require_macros``:
+    every macro used must have a value (:func:`check_macros_set`)."""
     gin.clear_config()
     paths = search_paths(gin_search_paths)
     for p in paths:
@@ -86,9 +95,103 @@ def parse(
     quiet = _DropPathNotFound()
     logging.getLogger().addFilter(quiet)  # gin logs every search path it tries and misses
     try:
-        gin.parse_config_files_and_bindings(resolved, list(bindings), finalize_config=finalize)
+        for f in resolved:
+            gin.parse_config_file(f)
+        known = macros() | set(extra_macros)
+        for binding in bindings:
+            _check_macro(binding, known)
+            try:
+                gin.parse_config(binding)
+            except SyntaxError as e:
+                raise ValueError(_syntax_message(binding, e)) from None
+        if require_macros:
+            check_macros_set()
+        if finalize:
+            gin.finalize()
     finally:
         logging.getLogger().removeFilter(quiet)
+
+
+_MACRO_BINDING = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=")
+
+
+def macros() -> set[str]:
+    """Macros the parsed config defines or references (``%NAME``)."""
+    names = {key[0] for key in gin.config._CONFIG if key[1] == "gin.macro"}
+    for params in gin.config._CONFIG.values():
+        for ref in _references(list(params.values())):
+            if ref.scoped_selector.endswith("/gin.macro"):
+                names.add(ref.scoped_selector.rsplit("/", 1)[0])
+    return names
+
+
+def _references(value: Any) -> Iterator[Any]:
+    if isinstance(value, gin.config.ConfigurableReference):
+        yield value
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from _references(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _references(item)
+
+
+def _check_macro(binding: str, known: set[str]) -> None:
+    match = _MACRO_BINDING.match(binding)
+    if match is None or match.group(1) in known:
+        return
+    name = match.group(1)
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise ValueError(
+        f"--gin.{binding.strip()}: no loaded gin file uses a macro {name}; {hint}"
+        f"known macros: {', '.join(sorted(known)) or 'none'}"
+    )
+
+
+def _syntax_message(binding: str, error: SyntaxError) -> str:
+    name, _, value = binding.partition("=")
+    value = value.strip()
+    if value and value[0] not in "\"'([{%@" and not _is_literal(value):
+        return (
+            f"--gin.{binding.strip()}: gin values are Python literals, so a string needs "
+            f"quotes inside the shell's: --gin.{name.strip()}='\"{value}\"'"
+        )
+    return f"--gin.{binding.strip()}: gin cannot parse it ({error.msg})"
+
+
+def _is_literal(value: str) -> bool:
+    try:
+        ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value in ("True", "False", "None")
+    return True
+
+
+def check_macros_set() -> None:
+    """Every macro the parsed config uses is given a value: one line naming a missing one and
+    how to give it (gin's own error dumps the whole config at call time)."""
+    defined = {
+        key[0]: p.get("value") for key, p in gin.config._CONFIG.items() if key[1] == "gin.macro"
+    }
+    for name in sorted(macros()):
+        value = defined.get(name, _UNSET)
+        if value is _UNSET or (
+            isinstance(value, gin.config.ConfigurableReference)
+            and value.scoped_selector.startswith("gin.REQUIRED")
+        ):
+            raise ValueError(
+                f"macro {name} is required but not set: give --gin.{name}=VALUE "
+                f"(strings quoted: --gin.{name}='\"...\"')"
+            )
+
+
+_UNSET = object()
+
+
+def error_line(error: BaseException) -> str:
+    """An error's message without the lines gin appends ("In call to configurable ...")."""
+    return str(error).split("\n  In call to configurable")[0].strip()
 
 
 class _DropPathNotFound(logging.Filter):

@@ -38,7 +38,7 @@ from tqdm import tqdm
 from t5x_xfer import checkpoints, decoding, gin_utils, logs
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.decoding import DecodeSettings
-from t5x_xfer.io_utils import iter_jsonl, write_atomic, write_json_atomic
+from t5x_xfer.io_utils import check_output_file, iter_jsonl, write_atomic, write_json_atomic
 from t5x_xfer.models import DTYPES
 
 log = logging.getLogger("t5x_xfer.infer")
@@ -284,6 +284,7 @@ def infer(
     )
     if not Path(input).is_file():
         raise FileNotFoundError(f"--input {input}: no such file")
+    check_output_file(output, "--output")
     output = Path(output)
     model_source, tokenizer_path = _sources(checkpoint, hf_dir, tokenizer)
     from t5x_xfer.vocabularies import load_vocabulary  # seqio and TensorFlow: load late
@@ -432,8 +433,8 @@ def main(argv: list[str] | None = None) -> int:
             if name not in given and name not in gin_utils.bound_parameters(infer_using_gin):
                 raise ValueError(f"--{name} is required")
         result = infer_using_gin(**given, decode=decode, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError) as e:
+        print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2
     print(
         f"{result.output}: {result.samples_written} samples written, "

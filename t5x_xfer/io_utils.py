@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,37 @@ def iter_jsonl(path: str | Path, label: str = "") -> Iterator[tuple[str, dict[st
             if not isinstance(record, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
             yield where, record
+
+
+def check_output_dir(path: str | Path, flag: str) -> None:
+    """Fail in one line, before anything is written, when directory ``path`` (given as
+    ``flag``) cannot be used for output: it or a parent is a file, or it cannot be created or
+    written to (probed with a temporary file in its nearest existing ancestor, so that
+    root-owned and read-only filesystems are caught too). Remote paths (``gs://``) pass."""
+    if "://" in str(path):
+        return
+    target = Path(path).expanduser()
+    if target.exists() and not target.is_dir():
+        raise ValueError(f"{flag} {target} is an existing file; give a directory path")
+    ancestor = target
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{flag} {target}: {ancestor} is a file, so it cannot hold a directory")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as e:
+        raise ValueError(
+            f"{flag} {target} is not writable ({ancestor}: {e.strerror}); give a directory you "
+            "can write to"
+        ) from None
+
+
+def check_output_file(path: str | Path, flag: str) -> None:
+    """As :func:`check_output_dir` for a file: it must not be a directory, and its directory
+    must be usable."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ValueError(f"{flag} {target} is a directory; give a file path")
+    check_output_dir(target.parent, f"{flag} {target}: its directory")

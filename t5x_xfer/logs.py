@@ -18,6 +18,7 @@ from collections.abc import Iterator
 ENV_VAR = "T5X_XFER_VERBOSE"
 FORMAT = "%(levelname)s %(name)s: %(message)s"
 # Libraries that log through Python logging; quiet mode keeps only their errors.
+PROJECT_LOGGER = "t5x_xfer"
 NOISY_LOGGERS = ("absl", "tensorflow", "jax._src.xla_bridge", "orbax", "datasets", "h5py")
 
 
@@ -43,7 +44,11 @@ def setup(verbose: bool = False, *, tensorflow: bool = False, fmt: str = FORMAT)
     verbose = verbose_requested(verbose)
     if verbose:
         os.environ[ENV_VAR] = "1"  # the stages a binary starts inherit it
-    logging.basicConfig(level=logging.INFO, format=fmt)
+    # force: orbax's import has already configured the root logger (WARNING), which made a
+    # plain basicConfig a no-op and hid the project's own INFO lines. The project's loggers
+    # show INFO; libraries show warnings (errors only for the noisy ones), INFO when verbose.
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=fmt, force=True)
+    logging.getLogger(PROJECT_LOGGER).setLevel(logging.INFO)
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for name in NOISY_LOGGERS:

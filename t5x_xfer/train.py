@@ -34,6 +34,7 @@ import optax
 
 from t5x_xfer import checkpoints, data_position, gin_utils, logs, partitioning, train_state
 from t5x_xfer import trainer as trainer_lib
+from t5x_xfer.io_utils import check_output_dir
 from t5x_xfer.models import BaseModel
 
 log = logging.getLogger("t5x_xfer.train")
@@ -146,17 +147,18 @@ def _start_state(
     init_params: Any,
     seed: int,
     model_dir: str,
-) -> tuple[trainer_lib.TrainState, int]:
-    """The state the loop starts from (see restore precedence) and its step."""
+) -> tuple[trainer_lib.TrainState, int, dict[str, Any] | None]:
+    """The state the loop starts from (see restore precedence), its step, and the open
+    logging window saved with it."""
     if source == "resume":
-        state, meta = init.from_checkpoint(manager, where)
+        state, meta = init.resume(manager, model_dir)
         log.info("resuming %s from step %d", model_dir, int(meta["step"]))
-        return state, int(meta["step"])
+        return state, int(meta["step"]), meta.get(trainer_lib.LOG_WINDOW)
     state = init.from_params(init_params, seed)
     origin = {"init": f"INIT_CHECKPOINT {where}", "hf": f"HF_CHECKPOINT {where}"}
     origin_text = origin.get(source, f"random init (seed {seed})")
     log.info("starting %s at step 0 from %s", model_dir, origin_text)
-    return state, 0
+    return state, 0, None
 
 
 def train(
@@ -221,6 +223,7 @@ def train(
         eval_every=eval_every,
         task_feature_lengths=task_feature_lengths,
     )
+    check_output_dir(model_dir, "MODEL_DIR")  # before anything is written
     mesh = partitioning.make_mesh() if mesh is None else mesh
     dp = partitioning.data_parallel_size(mesh)
     if batch_size % (dp * num_microbatches):
@@ -231,7 +234,9 @@ def train(
     with partitioning.activate(mesh):
         from t5x_xfer import tasks, validation  # seqio and TensorFlow: after logs.setup
         from t5x_xfer.tasks.batches import check_registered
+        from t5x_xfer.vocabularies import check_available
 
+        check_available(vocabulary)  # a missing TOKENIZER: one line, not a tf.data traceback
         paths = tasks.register_all(vocabulary, data_dir)
         check_registered(mixture_or_task_name)
         if task_cache_dir is not None:
@@ -253,9 +258,13 @@ def train(
         init_params = None
         if source in ("init", "hf"):  # family and shape mismatches fail here, before training
             init_params = init.load_init_params(source, where)
+        # The stored model config is compared and a damaged latest step skipped before
+        # anything is written to MODEL_DIR.
+        state, start, log_window = _start_state(
+            init, manager, source, where, init_params, seed, model_dir
+        )
         assets_from = init_checkpoint if source == "init" else hf_checkpoint
         _write_run_files(model_dir, run_config, assets_from, vocabulary)
-        state, start = _start_state(init, manager, source, where, init_params, seed, model_dir)
 
         per_host = batch_size // jax.process_count()
         loss_opts = trainer_lib.LossOptions(label_smoothing=label_smoothing, z_loss=z_loss)
@@ -320,7 +329,7 @@ def train(
             ),
         )
         summary = {
-            **loop.run(state, start, batches),
+            **loop.run(state, start, batches, log_window),
             "restored_from": source,
             "data_position": position,
         }
@@ -359,12 +368,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     try:
         train_using_gin = gin_utils.configurable_entry(train)
-        gin_utils.parse(files, bindings, [p for p in args.gin_search_paths.split(",") if p])
+        search = [p for p in args.gin_search_paths.split(",") if p]
+        gin_utils.parse(files, bindings, search, require_macros=True)
         import gin
 
         summary = train_using_gin(progress=not args.no_progress, run_config=gin.config_str())
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2
     print(json.dumps(summary, indent=2, default=float))
     return 0

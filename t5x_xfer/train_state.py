@@ -15,7 +15,9 @@ parameters are checked (family, shapes, config) before any training or writing s
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +107,60 @@ class TrainStateInitializer:
         self._check_family(checkpoints.load_model(path), f"INIT_CHECKPOINT {path}")
         return checkpoints.load_params(path, target=self.abstract_params)
 
+    def check_stored_model(self, stored: BaseModel, where: str) -> None:
+        """Fail in one line when ``where`` (a checkpoint in MODEL_DIR) holds another model,
+        naming each differing config field; called before anything is written."""
+        self._check_family(stored, where)
+        differs = self.model.config_differences(stored.config)
+        if differs:
+            fields = ", ".join(
+                f"{k} {a!r} there but {b!r} in the gin config" for k, (a, b) in differs.items()
+            )
+            raise ValueError(
+                f"{where} holds a checkpoint of another model config ({fields}); give another "
+                "MODEL_DIR, or the model settings that run was trained with"
+            )
+
+    def resume(self, manager: Any, model_dir: str) -> tuple[TrainState, dict[str, Any]]:
+        """The run's latest readable step, after checking its stored model config.
+
+        A step that cannot be read (a truncated array file, a damaged JSON item) is skipped
+        for the one before it; once an earlier step restores, each skipped step is moved to
+        ``<step>.corrupt`` (kept for inspection, never deleted) with a warning naming it, so
+        the run can save that step again. When no step restores, nothing is moved and the
+        error names the latest step and what to do.
+        """
+        root = checkpoints.as_path(model_dir)
+        steps = sorted(manager.all_steps(), reverse=True)
+        bad: list[tuple[int, str]] = []  # (step, first line of its error)
+        for step in steps:
+            where = f"MODEL_DIR {model_dir} (step {step})"
+            try:
+                stored = checkpoints.load_model(root / str(step))
+            except Exception as e:  # unreadable model_config: a damaged step
+                bad.append((step, _why(e)))
+                continue
+            self.check_stored_model(stored, where)
+            try:
+                state, meta = self.from_checkpoint(manager, step)
+            except Exception as e:  # tensorstore / OS errors of damaged array files
+                bad.append((step, _why(e)))
+            if bad and bad[-1][0] == step:
+                _collect_quietly()  # after the except block has released the error's frames
+                continue
+            if bad:
+                _set_aside(manager, root, bad, step)
+            return state, meta
+        step, error = bad[0]
+        raise ValueError(
+            f"MODEL_DIR {model_dir}: checkpoint step {step} cannot be read "
+            f"({error})"
+            + (f" and neither can steps {[s for s, _ in bad[1:]]}" if len(bad) > 1 else "")
+            + f"; if their files are damaged, move those step directories out of {model_dir} "
+            "(the run then starts from INIT_CHECKPOINT or scratch); if the run's optimizer "
+            "settings changed, give another MODEL_DIR"
+        )
+
     def from_checkpoint(self, manager: Any, step: int) -> tuple[TrainState, dict[str, Any]]:
         """The run's own step ``step`` (params, optimizer state) and its metadata."""
         params, opt_state, meta = checkpoints.restore_train_state(
@@ -123,3 +179,44 @@ class TrainStateInitializer:
     def _state(self, step: int, params: Any, opt_state: Any) -> TrainState:
         state = TrainState(step=jnp.asarray(step, jnp.int32), params=params, opt_state=opt_state)
         return jax.device_put(state, self.state_shardings)
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {checkpoints.first_line(error)}"
+
+
+def _collect_quietly() -> None:
+    """Collect the reads orbax left pending when one array failed, without the page of
+    "Exception ignored in coroutine" each would print at exit."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+def _set_aside(manager: Any, root: Any, bad: list[tuple[int, str]], good: int) -> None:
+    """Move unreadable steps to ``<step>.corrupt`` (process 0) and warn naming them; the
+    manager forgets them, so the resumed run saves those steps anew."""
+    for step, error in bad:
+        dest = root / f"{step}.corrupt"
+        n = 1
+        while dest.exists():
+            dest, n = root / f"{step}.corrupt{n}", n + 1
+        if jax.process_index() == 0:
+            (root / str(step)).rename(dest)
+        log.warning(
+            "checkpoint step %d in %s cannot be read (%s); resuming from step %d instead (the "
+            "damaged step is kept as %s: delete it once inspected)",
+            step,
+            root,
+            error,
+            good,
+            dest,
+        )
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("t5x_xfer: damaged steps set aside")
+    manager.reload()

@@ -33,6 +33,7 @@ from t5x_xfer.models import BaseModel
 log = logging.getLogger("t5x_xfer.train")
 
 Array = jax.Array
+LOG_WINDOW = "log_window"  # step metadata: the metric sums since the last log
 Batch = dict[str, Array]
 
 
@@ -276,9 +277,19 @@ class Trainer:
         self.evaluate = evaluate
         self.preempted = False
 
-    def run(self, state: TrainState, start: int, batches: Iterator[Batch]) -> dict[str, Any]:
+    def run(
+        self,
+        state: TrainState,
+        start: int,
+        batches: Iterator[Batch],
+        log_window: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Train from step ``start`` to ``train_steps``; returns the step reached and the last
-        train and eval metrics. Closes the checkpointer and writers when done."""
+        train and eval metrics. Closes the checkpointer and writers when done.
+        ``log_window``: the metric sums of the steps since the last log, as saved with the
+        checkpoint resumed from (``LOG_WINDOW`` in its metadata), so that a run restarted at a
+        step that is not a multiple of ``log_every`` logs the same windows as one that was not
+        interrupted."""
         on_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if on_main else None
         from tqdm.auto import tqdm
@@ -294,7 +305,7 @@ class Trainer:
         try:
             if start == 0 and opts.train_steps == 0:
                 self.checkpointer.save(0, state)
-            out = self._loop(state, start, batches, bar)
+            out = self._loop(state, start, batches, bar, log_window)
             self.checkpointer.wait()
         finally:
             bar.close()
@@ -309,12 +320,24 @@ class Trainer:
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.preempted = True
 
-    def _loop(self, state: TrainState, start: int, batches: Iterator[Batch], bar: Any) -> dict:
+    def _loop(
+        self,
+        state: TrainState,
+        start: int,
+        batches: Iterator[Batch],
+        bar: Any,
+        log_window: Mapping[str, Any] | None,
+    ) -> dict:
         opts, tp = self.options, self.throughput
         last: dict[str, float] = {}
         eval_last: dict[str, float] = {}
         acc: dict[str, Any] | None = None
         t_mark, steps_since, n_acc = None, 0, 0
+        if log_window:  # float32 sums survive JSON exactly (float64)
+            acc = {
+                k: jnp.asarray(v, log_window["dtypes"][k]) for k, v in log_window["sums"].items()
+            }
+            n_acc = int(log_window["n"])
         step = start
         while step < opts.train_steps:
             state, metrics = self.step_fn(state, next(batches))
@@ -355,7 +378,17 @@ class Trainer:
                 ckpt_metrics = {f"eval/{k}": v for k, v in eval_last.items()}
                 log.info("step %d eval %s", step, _fmt(eval_last))
             if step % opts.save_every == 0 or step == opts.train_steps or self.preempted:
-                self.checkpointer.save(step, state, ckpt_metrics)
+                extra = None
+                if acc is not None and step % opts.log_every:  # a window left open
+                    sums = jax.device_get(acc)
+                    extra = {
+                        LOG_WINDOW: {
+                            "n": n_acc,
+                            "sums": {k: float(v) for k, v in sums.items()},
+                            "dtypes": {k: str(np.asarray(v).dtype) for k, v in sums.items()},
+                        }
+                    }
+                self.checkpointer.save(step, state, ckpt_metrics, extra)
             if self.preempted:
                 self.checkpointer.wait()
                 log.warning("SIGTERM: saved step %d; exiting for restart", step)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import seqio
@@ -63,7 +64,8 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
         if path.is_dir():
             path = path / "tokenizer.json"
         if not path.exists():
-            if Path(self._source).expanduser().exists() or self._source.count("/") != 1:
+            hub_id = self._source.count("/") == 1 and not self._source.startswith((".", "/", "~"))
+            if not hub_id or self._source.endswith((".json", ".model")) or path.parent.exists():
                 raise FileNotFoundError(
                     f"no tokenizer at {path}: give a tokenizer.json, a directory with one, "
                     "or a hub id 'org/name'"
@@ -148,6 +150,18 @@ class HuggingFaceVocabulary(seqio.Vocabulary):
 
     def __repr__(self) -> str:
         return f"HuggingFaceVocabulary({self._source!r}, extra_ids={self.extra_ids})"
+
+
+def check_available(vocabulary: Any) -> None:
+    """Load the tokenizer now (a local file, or a hub download), so that a missing one fails
+    in one line before any work instead of inside TensorFlow's data pipeline."""
+    if isinstance(vocabulary, HuggingFaceVocabulary):
+        vocabulary.tokenizer  # noqa: B018 (loads and caches it)
+        return
+    model_file = getattr(vocabulary, "sentencepiece_model_file", None)
+    local = isinstance(model_file, str) and "://" not in model_file
+    if local and not Path(model_file).expanduser().is_file():
+        raise FileNotFoundError(f"no SentencePiece model at {model_file}")
 
 
 def load_vocabulary(path: str | Path) -> seqio.Vocabulary:

@@ -144,3 +144,14 @@ def test_each_grid_run_in_process_gets_its_own_compilation_cache(tmp_path, monke
         from jax.experimental.compilation_cache import compilation_cache
 
         compilation_cache.reset_cache()
+
+
+def test_status_shows_the_report_once_written(grid, tmp_path):
+    def report_status() -> str:
+        rows = experiments.status(grid, str(tmp_path))
+        return next(r["status"] for r in rows if r["stage"] == "report")
+
+    assert report_status() == "pending"
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "report.md").write_text("# report\n")
+    assert report_status() == "done"

@@ -35,3 +35,19 @@ def test_binaries_are_quiet_unless_verbose(tmp_path):
     if not any(n in verbose for n in NOISE):
         pytest.skip("TensorFlow printed no start-up lines here even when verbose: nothing to hide")
     assert any(n in verbose for n in NOISE)
+
+
+def test_the_projects_own_info_lines_show_and_library_noise_stays_hidden(tmp_path):
+    """orbax's import configures the root logger first; the binaries still show their own
+    INFO lines (here export_hf's), while library start-up lines and warnings stay hidden."""
+    from t5x_xfer.testing.fakes import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "ckpt")
+    env = {k: v for k, v in os.environ.items() if k != "T5X_XFER_VERBOSE"}
+    argv = [sys.executable, "-m", "t5x_xfer.convert", "export_hf", "--checkpoint", str(ckpt)]
+    argv += ["--out", str(tmp_path / "hf")]
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("INFO t5x_xfer.hf: exported")], lines
+    assert all(line.startswith(("INFO t5x_xfer", "WARNING t5x_xfer")) for line in lines), lines

@@ -222,3 +222,47 @@ def test_sigterm_saves_and_exits(setup):
     assert proc.wait(timeout=300) == 143, proc.stderr.read()[-3000:]
     last = max(_metrics(model_dir))
     assert last < 30 and max(_steps(model_dir)) == last
+
+
+def _damage(step_dir: Path) -> None:
+    """Truncate the largest array file of a step (a crash or a full disk mid-copy)."""
+    biggest = max((p for p in (step_dir / "params").rglob("*") if p.is_file()), key=os.path.getsize)
+    with open(biggest, "r+b") as f:
+        f.truncate(100)
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_step(setup, capsys):
+    model_dir = setup["root"] / "damaged"
+    run = ("--gin.train.save_every=2", "--gin.train.log_every=1", "--gin.train.eval_every=0")
+    assert train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=4", *run)) == 0
+    assert _steps(model_dir) == [2, 4]
+    _damage(model_dir / "4")
+    capsys.readouterr()
+    assert train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=6", *run)) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "cannot be read" in line]
+    assert warned and "step 4" in warned[0] and "4.corrupt" in warned[0], warned
+    assert (model_dir / "4.corrupt" / "params").is_dir()  # kept, not deleted
+    summary = json.loads((model_dir / "summary.json").read_text())
+    assert summary["restored_from"] == "resume" and summary["step"] == 6
+    assert sorted(_metrics(model_dir)) == [1, 2, 3, 4, 5, 6]  # steps 3-4 redone, not repeated
+
+    for step in _steps(model_dir):  # nothing readable: one line, nothing moved
+        _damage(model_dir / str(step))
+    capsys.readouterr()
+    assert train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=8", *run)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint step 6 cannot be read" in err, err
+    assert _steps(model_dir) == [4, 6]
+
+
+def test_model_dir_of_another_model_config_fails_before_writing(setup, capsys):
+    model_dir = setup["root"] / "other_config"
+    assert train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=0")) == 0
+    config = (model_dir / "config.gin").read_bytes()
+    capsys.readouterr()
+    rc = train.main(_argv(setup, model_dir, "--gin.TRAIN_STEPS=2", "--gin.NUM_LAYERS=1"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "another model config" in err and "num_layers 2 there but 1" in err, err
+    assert (model_dir / "config.gin").read_bytes() == config  # not overwritten
+    assert _steps(model_dir) == [0]

@@ -179,3 +179,39 @@ def test_registry_errors_list_the_known_families(tmp_path):
         EncoderDecoderModel({"d_model": 4})
     model = registry.from_json(registry.to_json(EncoderDecoderModel(CFG)), "x")
     assert model.config == CFG  # round trip through the stored form
+
+
+def test_a_restart_between_logs_logs_the_same_windows(setup, tmp_path):
+    """Stopped at step 6 with log_every 4, the resumed run's record at step 8 averages steps
+    5-8, as the uninterrupted run's does (the open window is saved with the checkpoint)."""
+    mesh, model, schedule, optimizer = setup
+
+    def run(out_dir, start_from=None, stop_after=None):
+        with partitioning.activate(mesh):
+            init = train_state.TrainStateInitializer(model, optimizer, mesh)
+            step = jax.jit(trainer_lib.make_train_step(model, optimizer, schedule))
+            manager = checkpoints.train_manager(out_dir, async_save=False)
+            state, start, window = init.from_params(None, seed=0), 0, None
+            if start_from is not None:
+                state, meta = init.from_checkpoint(manager, start_from)
+                start, window = start_from, meta[trainer_lib.LOG_WINDOW]
+            batches = _copy_batches(mesh)
+            for _ in range(start):
+                next(batches)
+            loop = trainer_lib.Trainer(
+                step,
+                checkpoints.TrainCheckpointer(manager, model, {}),
+                trainer_lib.LoopOptions(
+                    train_steps=12, log_every=4, save_every=3, stop_after=stop_after, progress=False
+                ),
+                throughput=trainer_lib.Throughput(tokens_per_step=1.0, flops_per_step=1.0),
+                train_writer=trainer_lib.MetricsWriter(str(out_dir), "train", start_from),
+            )
+            loop.run(state, start, batches, window)
+        rows = (out_dir / "train_metrics.jsonl").read_text().splitlines()
+        return {r["step"]: (r["loss"], r["grad_norm"]) for r in map(json.loads, rows)}
+
+    whole = run(tmp_path / "whole")
+    run(tmp_path / "cut", stop_after=6)
+    assert run(tmp_path / "cut", start_from=6) == whole
+    assert sorted(whole) == [4, 8, 12]

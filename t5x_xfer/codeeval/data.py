@@ -24,6 +24,7 @@ SHARED_COPY = Path(__file__).resolve().parents[3] / "shared" / "data" / "humanev
 
 log = logging.getLogger(__name__)
 _warned: list[str] = []
+_WARNED_ENV = "T5X_XFER_MINIBENCH_WARNED"
 
 
 def humaneval_x_dir(
@@ -45,8 +46,11 @@ def humaneval_x_dir(
             return Path(choice).expanduser()
         from t5x_xfer.codeeval.minibench import MINIBENCH_DIR, num_problems
 
-        if choice is default and not _warned:
-            _warned.append(MINIBENCH)  # once per process: the grid driver asks once per arm
+        if choice is default and not _warned and not os.environ.get(_WARNED_ENV):
+            # Once per run: the grid driver asks once per arm, and the stages it starts
+            # inherit the environment variable.
+            _warned.append(MINIBENCH)
+            os.environ[_WARNED_ENV] = "1"
             log.warning(
                 "No HumanEval-X directory given (argument or $%s): using the project's mini "
                 "benchmark at %s (%d problems per language in HumanEval-X format). Its pass@k "

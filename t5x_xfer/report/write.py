@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from t5x_xfer.arms import CNN, NLU_ARMS
-from t5x_xfer.io_utils import write_atomic, write_json_atomic
+from t5x_xfer.io_utils import check_output_dir, write_atomic, write_json_atomic
 from t5x_xfer.report.build import KS, build_report
 from t5x_xfer.report.load import discover, load_run, select_runs
 from t5x_xfer.report.render import markdown, plot_cnn_summary, plot_cnn_vs_nlu, plot_language
@@ -137,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seed_sd is not None and not 0 <= args.seed_sd <= 100:
         parser.error(f"--seed_sd must be in [0, 100] pp, got {args.seed_sd}")
     try:
+        check_output_dir(args.out, "--out")
         report = write_report(
             args.root,
             args.out,
@@ -148,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interval=args.interval,
             seed_sd=None if args.seed_sd is None else args.seed_sd / 100,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for s in report["statements"]:

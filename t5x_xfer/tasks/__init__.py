@@ -36,17 +36,25 @@ CNN/DailyMail also ``test``; MBPP ``train``/``validation``/``test``/``prompt``; 
 ``test``). See ``python -m t5x_xfer.tasks.inspect --help`` to print what the model sees.
 """  # noqa: E501
 
-from t5x_xfer.tasks.registry import (
-    INTERMEDIATE,
-    MIXTURES,
-    NLU9,
-    NUM_TRAIN_EXAMPLES,
-    TASKS,
-    Paths,
-    get,
-    register_all,
-)
-from t5x_xfer.tasks.sources import MissingDataError
+from typing import Any
+
+# Lazy (PEP 562): ``python -m t5x_xfer.tasks.inspect`` imports this package first, and seqio
+# (TensorFlow) must load only after the binary has set up quiet logging.
+_FROM_REGISTRY = ("INTERMEDIATE", "MIXTURES", "NLU9", "NUM_TRAIN_EXAMPLES", "TASKS", "Paths")
+_FROM_REGISTRY += ("get", "register_all")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_REGISTRY:
+        from t5x_xfer.tasks import registry
+
+        return getattr(registry, name)
+    if name == "MissingDataError":
+        from t5x_xfer.tasks.sources import MissingDataError
+
+        return MissingDataError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "INTERMEDIATE",

@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import gin
 import numpy as np
-import seqio
 
-from t5x_xfer import gin_utils
-from t5x_xfer import tasks as xfer_tasks
+from t5x_xfer import gin_utils, logs
 
 MAX_CHARS = 600
 
@@ -38,7 +37,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= MAX_CHARS else text[:MAX_CHARS] + f"... [{len(text)} chars]"
 
 
-def _print_processed(ex: Mapping[str, Any], vocabulary: seqio.Vocabulary, out: TextIO) -> None:
+def _print_processed(ex: Mapping[str, Any], vocabulary: Any, out: TextIO) -> None:
     for key in ("inputs", "targets"):
         tokens = ex[key].tolist()
         text = ex.get(f"{key}_pretokenized", vocabulary.decode(tokens))
@@ -52,6 +51,10 @@ def _print_processed(ex: Mapping[str, Any], vocabulary: seqio.Vocabulary, out: T
 def inspect(name: str, split: str, n: int, out: TextIO | None = None) -> None:
     """Print ``n`` examples of task or mixture ``name`` (already registered) to ``out``
     (default stdout)."""
+    import seqio  # TensorFlow: after logs.setup
+
+    from t5x_xfer import tasks as xfer_tasks
+
     out = out or sys.stdout
     provider = xfer_tasks.get(name)
     if isinstance(provider, seqio.Mixture):
@@ -76,7 +79,7 @@ def inspect(name: str, split: str, n: int, out: TextIO | None = None) -> None:
         _print_processed(ex, vocabulary, out)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     gin_files, bindings, rest = gin_utils.split_flags(argv)
     parser = argparse.ArgumentParser(
@@ -88,23 +91,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("-n", type=int, default=3, help="examples to print")
     parser.add_argument("--data_dir", default=None, help="default: the gin macro DATA_DIR")
+    logs.add_verbose_flag(parser)
     args = parser.parse_args(rest)
+    logs.setup(args.verbose, tensorflow=True)
+    from t5x_xfer import tasks as xfer_tasks
+    from t5x_xfer.vocabularies import check_available
+
     if not gin_files:
         parser.error("give --gin_file=<model gin file>: its VOCABULARY tokenizes the task")
-    gin_utils.parse(gin_files, bindings)
-    data_dir = args.data_dir
-    if data_dir is None:
-        try:
-            data_dir = gin_utils.macro("DATA_DIR")
-        except ValueError:
-            parser.error("give --data_dir or --gin.DATA_DIR='\"...\"'")
-    with gin.unlock_config():
-        xfer_tasks.register_all(gin_utils.macro("VOCABULARY"), data_dir)
+    if args.n < 1:
+        parser.error(f"-n must be >= 1, got {args.n}")
     try:
+        gin_utils.parse(gin_files, bindings, extra_macros=("DATA_DIR",), require_macros=True)
+        data_dir = args.data_dir
+        if data_dir is None:
+            try:
+                data_dir = gin_utils.macro("DATA_DIR")
+            except ValueError:
+                raise ValueError("give --data_dir or --gin.DATA_DIR='\"...\"'") from None
+        if not Path(str(data_dir)).expanduser().is_dir() and "://" not in str(data_dir):
+            raise FileNotFoundError(f"data_dir {data_dir}: no such directory")
+        with gin.unlock_config():
+            vocabulary = gin_utils.macro("VOCABULARY")
+            check_available(vocabulary)
+            xfer_tasks.register_all(vocabulary, data_dir)
         inspect(args.task, args.split, args.n)
-    except (KeyError, FileNotFoundError) as e:
-        sys.exit(f"error: {e.args[0] if e.args else e}")
+    except (KeyError, ValueError, OSError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else gin_utils.error_line(e)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--vocab_size", type=int, default=512, help="for --tokenizer")
     logs.add_verbose_flag(parser)
     args = parser.parse_args(argv)
+    from t5x_xfer.io_utils import check_output_dir, check_output_file
+
+    try:  # before TensorFlow starts: one line, nothing written
+        for name in ("n_train", "n_validation", "vocab_size"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+        check_output_dir(args.out, "--out")
+        if args.tokenizer:
+            check_output_file(args.tokenizer, "--tokenizer")
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     logs.setup(args.verbose, tensorflow=True)
     from t5x_xfer.testing.smoke_data.tokenizer import train_tokenizer
     from t5x_xfer.testing.smoke_data.writers import NOTE, is_complete, write_smoke_data
