@@ -4,8 +4,9 @@ A step is forward + backward + the optimizer update: for the T5 family Adafactor
 optimizer; ours from optax through ``t5x_xfer.trainer.make_train_step``, theirs
 ``transformers.optimization.Adafactor`` with the same settings), for the decoder-only family
 AdamW (ours optax's, theirs ``torch.optim.AdamW``). Both sides hold the same random weights.
-Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin, float32, dropout on as in
-training), batch 8, input 512, target 128, random tokens. A decoder-only model sees inputs +
+Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin at its default activation
+dtype, bfloat16 as in T5X, against transformers at its default float32; ``--dtype float32``
+matches them; dropout on as in training), batch 8, input 512, target 128, random tokens. A decoder-only model sees inputs +
 targets as one sequence with the loss on the targets. Prints the figures and the ratio, and
 writes them to ``--out`` (JSON + markdown).
 
