@@ -6,9 +6,9 @@ optimizer; ours from optax through ``t5x_xfer.trainer.make_train_step``, theirs
 AdamW (ours optax's, theirs ``torch.optim.AdamW``). Both sides hold the same random weights.
 Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin at its default activation
 dtype, bfloat16 as in T5X, against transformers at its default float32; ``--dtype float32``
-matches them; dropout on as in training), batch 8, input 512, target 128, random tokens. A decoder-only model sees inputs +
-targets as one sequence with the loss on the targets. Prints the figures and the ratio, and
-writes them to ``--out`` (JSON + markdown).
+matches them; dropout on as in training), batch 8, input 512, target 128, random tokens. A
+decoder-only model sees inputs + targets as one sequence with the loss on the targets. Prints
+the figures and the ratio, and writes them to ``--out`` (JSON + markdown).
 
     python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--prng rbg] \\
         [--out runs/bench]
