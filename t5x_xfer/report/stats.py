@@ -147,13 +147,7 @@ def crossed_interval(
     """
     from scipy import stats as scipy_stats
 
-    a_arr = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b_arr = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    if a_arr.ndim != 2 or a_arr.shape != b_arr.shape:
-        raise ValueError(
-            "crossed_interval needs a and b of the same shape (problems,) or (seeds, problems); "
-            f"got {np.shape(a)} and {np.shape(b)}"
-        )
+    a_arr, b_arr = _paired(a, b, "crossed_interval")
     if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
         raise ValueError("crossed_interval: a and b must be finite")
     if seed_sd is not None and seed_sd < 0:
@@ -179,6 +173,18 @@ def crossed_interval(
         df=round(df, 3) if np.isfinite(df) else None,
         assumed_seed_sd=seed_sd if d.shape[0] == 1 else None,
     )
+
+
+def _paired(a: Any, b: Any, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` as (seeds, problems) float arrays of one shape, else an error naming who."""
+    a_arr = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b_arr = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a_arr.ndim != 2 or a_arr.shape != b_arr.shape:
+        raise ValueError(
+            f"{who} needs a and b of the same shape (problems,) or (seeds, problems); "
+            f"got {np.shape(a)} and {np.shape(b)}"
+        )
+    return a_arr, b_arr
 
 
 def paired_bootstrap(
@@ -208,13 +214,7 @@ def paired_bootstrap(
     >>> (round(r.diff, 6), round(r.low, 6), round(r.high, 6), r.verdict)
     (0.1, 0.1, 0.1, 'above zero')
     """
-    a_arr = np.atleast_2d(np.asarray(a, dtype=np.float64))
-    b_arr = np.atleast_2d(np.asarray(b, dtype=np.float64))
-    if a_arr.ndim != 2 or a_arr.shape != b_arr.shape:
-        raise ValueError(
-            "paired_bootstrap needs a and b of the same shape (problems,) or (seeds, problems); "
-            f"got {np.shape(a)} and {np.shape(b)}"
-        )
+    a_arr, b_arr = _paired(a, b, "paired_bootstrap")
     n_seeds, n_problems = a_arr.shape
     if n_seeds == 0 or n_problems == 0:
         raise ValueError(f"paired_bootstrap needs at least one seed and problem, got {a_arr.shape}")
