@@ -51,13 +51,15 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
 
 
 # XLA's CPU backend hands reductions and elementwise fusions to YNNPACK by default; for the
-# small tensors of CPU runs that is slower (the tiny debug model's step: 36.5 -> 25.8 ms with
-# dots only, measured by benchmarks/step_time.py --model tiny). Dots stay with YNNPACK.
+# small tensors of CPU training that is slower (the tiny debug model's step: 36.5 -> 25.8 ms
+# with dots only, measured by benchmarks/step_time.py --model tiny). Dots stay with YNNPACK.
+# Decoding is faster without it (tiny model, benchmarks/decode_speed.py: 42.7k against 29.5k
+# tokens/s), so only the train and eval steps use it.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"}
 
 
 def compiler_options() -> dict[str, str] | None:
-    """XLA options for the jitted train, eval and decode steps on the default backend."""
+    """XLA options for the jitted train and eval steps on the default backend."""
     return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else None
 
 

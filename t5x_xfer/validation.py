@@ -108,10 +108,7 @@ def seqio_metrics(
         logger_cls=(),
     )
     greedy = DecodeSettings(method="greedy", max_length=lengths["targets"])
-    predict_jit = jax.jit(
-        lambda p, b: model.predict_batch(p, b, greedy)[0],
-        compiler_options=partitioning.compiler_options(),
-    )
+    predict_jit = jax.jit(lambda p, b: model.predict_batch(p, b, greedy)[0])
 
     def metrics(params: Any) -> dict[str, float]:
         if not evaluator.eval_tasks:

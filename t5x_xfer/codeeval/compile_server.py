@@ -59,15 +59,15 @@ class JavacServer:
         """Compile ``source`` into ``out_dir``; an Outcome as if javac had run in the sandbox."""
         if self.failures >= 3:  # the server keeps failing here: stop trying
             return None
+        args = [*JAVAC_FLAGS, "-classpath", str(out_dir), "-d", str(out_dir), str(source)]
+        if any("\t" in a or "\n" in a for a in args):  # not expressible in the protocol
+            return None
         if self.pid is None:
             try:
                 self._start()
             except OSError:
                 self.failures += 1
                 return None
-        args = [*JAVAC_FLAGS, "-classpath", str(out_dir), "-d", str(out_dir), str(source)]
-        if any("\t" in a or "\n" in a for a in args):
-            return None
         start = time.monotonic()
         # The first request also pays the JVM's start (the source launcher compiles the server).
         deadline = start + timeout_s + (0.0 if self.warm else self.start_timeout_s)

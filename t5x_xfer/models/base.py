@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from t5x_xfer import decoding, partitioning
+from t5x_xfer import decoding
 from t5x_xfer.decoding import GREEDY, DecodeSettings
 from t5x_xfer.models.losses import cross_entropy_with_logits
 
@@ -320,19 +320,10 @@ class BaseModel(abc.ABC):
         key = (kind, max_length, tuple(sorted(static.items())))
         fns = self.__dict__.setdefault("_decoder_fns", {})
         if key not in fns:
-            impl = functools.partial(getattr(self, f"_{kind}_impl"), max_length, **static)
-            donate = (1,) if kind == "run" else ()  # the state: cache updated in place
-            nested = jax.jit(impl, donate_argnums=donate)
-            # XLA options apply only to a top-level jit (not inside a caller's jitted step).
-            top = jax.jit(
-                impl, donate_argnums=donate, compiler_options=partitioning.compiler_options()
+            fns[key] = jax.jit(
+                functools.partial(getattr(self, f"_{kind}_impl"), max_length, **static),
+                donate_argnums=(1,) if kind == "run" else (),  # the state: cache updated in place
             )
-
-            def call(*args: Any) -> Any:
-                traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(args))
-                return (nested if traced else top)(*args)
-
-            fns[key] = call
         return fns[key]
 
     def _start_impl(
