@@ -86,8 +86,11 @@ def main() -> None:
     ours_s = time.perf_counter() - t0
 
     hf_s = None
+    device = "cuda" if jax.default_backend() == "gpu" else "cpu"
     if not args.skip_transformers:
-        torch_model = models.reference(built, params).eval()
+        if device == "cuda":  # TF32 float32 matmuls, as JAX's default precision on GPUs
+            torch.set_float32_matmul_precision("high")
+        torch_model = models.reference(built, params).eval().to(device)
         torch_model.generation_config.eos_token_id = None  # no EOS, as above
         torch_model.generation_config.forced_eos_token_id = None
         extra = {"decoder_start_token_id": 0} if built.family == "t5" else {}
@@ -95,7 +98,7 @@ def main() -> None:
         def theirs(batch: np.ndarray, new_tokens: int) -> None:
             with torch.no_grad():
                 out = torch_model.generate(
-                    input_ids=torch.tensor(batch, dtype=torch.long),
+                    input_ids=torch.tensor(batch, dtype=torch.long, device=device),
                     do_sample=True,
                     temperature=args.temperature,
                     top_p=args.top_p,
@@ -108,6 +111,8 @@ def main() -> None:
                 )
             prompt = 1 if built.family == "t5" else batch.shape[1]  # echoed by a decoder LM
             assert out.shape[1] == new_tokens + prompt, out.shape
+            if device == "cuda":
+                torch.cuda.synchronize()
 
         theirs(batches[0], 2)  # warm-up (lazy initialisation), not timed, as our compile
         t0 = time.perf_counter()
@@ -132,7 +137,8 @@ def main() -> None:
         "transformers_s": None if hf_s is None else round(hf_s, 2),
         "transformers_tokens_per_s": None if hf_s is None else round(tokens / hf_s, 1),
         "speedup": None if hf_s is None else round(hf_s / ours_s, 2),
-        "device": f"{jax.devices()[0].platform} ({jax.device_count()} device(s))",
+        "device": f"{jax.devices()[0].device_kind} ({jax.device_count()} device(s))",
+        "torch_device": device,
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "torch_threads": torch.get_num_threads(),

@@ -17,8 +17,10 @@ the figures and the ratio, and writes them to ``--out`` (JSON + markdown).
     python benchmarks/step_time.py --model qwen2_5_coder_0_5b --layers 2 --batch 4 \\
         --inputs 256 --targets 128
 
-``--prng rbg`` draws dropout masks with XLA's RngBitGenerator instead of threefry (faster on
-CPU and GPU; the default stays threefry, whose masks do not depend on the sharding).
+On a GPU, transformers runs there too (``--torch_device``; TF32 float32 matmuls on both
+sides, JAX's default). ``--prng rbg`` draws dropout masks with XLA's RngBitGenerator instead
+of threefry (not faster on an H200; the default stays threefry, whose masks do not depend on
+the sharding).
 """
 
 from __future__ import annotations
@@ -57,14 +59,21 @@ def _batch(model, batch: int, inputs: int, targets: int) -> dict[str, np.ndarray
     }
 
 
-def _torch_step(model, torch_model, batch: dict[str, np.ndarray], dtype: str = "float32"):
+def _torch_step(
+    model, torch_model, batch: dict[str, np.ndarray], dtype: str = "float32", device: str = "cpu"
+):
     """transformers' step on the same batch: Adafactor for T5, AdamW for decoder-only.
 
-    ``dtype="bfloat16"`` runs forward and backward under CPU autocast (weights and optimizer
-    float32), the matched counterpart of our bfloat16 activations."""
+    ``dtype="bfloat16"`` runs forward and backward under autocast (weights and optimizer
+    float32), the matched counterpart of our bfloat16 activations. The step returns after the
+    device finished, as ours does (``block_until_ready``)."""
     import contextlib
 
     import torch
+
+    torch_model.to(device)
+    if device == "cuda":  # TF32 float32 matmuls, as JAX's default precision on GPUs
+        torch.set_float32_matmul_precision("high")
 
     if model.family == "t5":
         from transformers.optimization import Adafactor
@@ -83,17 +92,18 @@ def _torch_step(model, torch_model, batch: dict[str, np.ndarray], dtype: str = "
             "decoder_input_ids": torch.tensor(batch["decoder_input_tokens"], dtype=torch.long),
             "labels": torch.tensor(batch["decoder_target_tokens"], dtype=torch.long),
         }
+        inputs = {k: v.to(device) for k, v in inputs.items()}
     else:
         opt = torch.optim.AdamW(torch_model.parameters(), lr=1e-3)
         ids = torch.tensor(batch["decoder_input_tokens"], dtype=torch.long)
         labels = ids.clone()  # transformers shifts them: the same next-token targets
         labels[torch.tensor(batch["decoder_loss_weights"]) == 0] = -100
-        inputs = {"input_ids": ids, "labels": labels}
+        inputs = {"input_ids": ids.to(device), "labels": labels.to(device)}
 
     def autocast():
         if dtype == "float32":
             return contextlib.nullcontext()
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device, dtype=torch.bfloat16)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -101,6 +111,8 @@ def _torch_step(model, torch_model, batch: dict[str, np.ndarray], dtype: str = "
             loss = torch_model(**inputs).loss
         loss.backward()
         opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     return step
 
@@ -141,6 +153,12 @@ def main() -> None:
         choices=["float32", "bfloat16"],
         help="transformers' compute: float32 (its default) or bfloat16 autocast (matched)",
     )
+    parser.add_argument(
+        "--torch_device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where transformers runs: 'auto' is cuda when JAX's default backend is a GPU",
+    )
     args = parser.parse_args()
     jax.config.update("jax_default_prng_impl", args.prng)
 
@@ -174,7 +192,10 @@ def main() -> None:
         jax.block_until_ready(metrics)
 
     jax_first, jax_times = _time(jax_step, args.steps)
-    torch_step = _torch_step(model, torch_model, batch, args.torch_dtype)
+    device = args.torch_device
+    if device == "auto":
+        device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+    torch_step = _torch_step(model, torch_model, batch, args.torch_dtype, device)
     torch_first, torch_times = _time(torch_step, args.steps)
     ours, theirs = statistics.median(jax_times), statistics.median(torch_times)
     result = {
@@ -186,6 +207,9 @@ def main() -> None:
         "torch_compute_dtype": args.torch_dtype,
         "dropout": model.uses_dropout,
         "shape": {"batch": args.batch, "inputs": args.inputs, "targets": args.targets},
+        "jax_backend": jax.default_backend(),
+        "jax_device": str(jax.devices()[0].device_kind),
+        "torch_device": device,
         "cpu_threads": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "jax_step_s": ours,
@@ -208,7 +232,7 @@ def main() -> None:
     (out / "step_time.md").write_text(
         f"# Train step (fwd+bwd+{opt_name}), {args.model} ({models.describe(model)}), "
         f"prng {args.prng}, activations ours {model.config.dtype} / transformers "
-        f"{args.torch_dtype}, "
+        f"{args.torch_dtype}, on {jax.devices()[0].device_kind} / torch {device}, "
         f"batch {args.batch}, {args.inputs}->{args.targets}\n\n"
         f"{table}\nratio torch/jax step time: {theirs / ours:.2f}\n"
     )

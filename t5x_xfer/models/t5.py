@@ -49,6 +49,35 @@ def _param(
     return module.param(name, init, shape, jnp.float32)
 
 
+@jax.custom_vjp
+def add_position_bias(scores: Array, bias: Array) -> Array:
+    """``scores + bias`` for a bias shared by the batch: scores [b, h, q, k], bias [1, h, q, k].
+
+    Same values and gradients as the plain sum, but the bias's gradient sums the batch as a dot
+    with ones instead of a reduction over the leading axis, which XLA's CPU backend runs far
+    below memory bandwidth (0.2 s per layer of a full-size T5 encoder step; the tiny debug
+    model's step went from 27 to 22 ms). HIGHEST precision keeps the sum float32 on TPUs.
+
+    >>> s, b = jnp.ones((2, 1, 1, 3)), jnp.arange(3.0).reshape(1, 1, 1, 3)
+    >>> jax.grad(lambda b: add_position_bias(s, b).sum())(b).tolist()
+    [[[[2.0, 2.0, 2.0]]]]
+    """
+    return scores + bias
+
+
+def _add_position_bias_fwd(scores: Array, bias: Array) -> tuple[Array, None]:
+    return scores + bias, None
+
+
+def _add_position_bias_bwd(_: None, g: Array) -> tuple[Array, Array]:
+    ones = jnp.ones((g.shape[0],), g.dtype)
+    summed = jnp.einsum("b,bhqk->hqk", ones, g, precision=jax.lax.Precision.HIGHEST)
+    return g, summed[None]
+
+
+add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)
+
+
 def relative_position_bucket(
     relative_position: Array, bidirectional: bool, num_buckets: int, max_distance: int
 ) -> Array:
@@ -207,7 +236,7 @@ class Attention(nn.Module):
         q = nn.with_logical_constraint(q, ("batch", "length", "heads", "kv"))
         scores = jnp.einsum(f"bqhk,{k_spec}->bhqt", q, key).astype(jnp.float32)
         if bias is not None:
-            scores = scores + bias.astype(jnp.float32)
+            scores = add_position_bias(scores, bias.astype(jnp.float32))
         if mask is not None:
             scores = jnp.where(mask, scores, NEG_INF)
         weights = jax.nn.softmax(scores, axis=-1).astype(dt)

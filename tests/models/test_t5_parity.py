@@ -49,3 +49,40 @@ def test_packed_segments_equal_separate_examples(tmp_path):
     alone_b = np.asarray(model.logits(params, b))
     np.testing.assert_allclose(joint[:, :5], alone_a, atol=1e-5)
     np.testing.assert_allclose(joint[:, 5:], alone_b, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", sorted(TINY_HF_CONFIGS))
+def test_gradients_match_transformers(kind, tmp_path):
+    """Every parameter's loss gradient equals transformers' (the relative position bias's one
+    goes through ``add_position_bias``'s own backward rule)."""
+    hf_model = make_hf_model(kind, tmp_path / kind)
+    model, params, _ = hf.load_hf(str(tmp_path / kind))
+    cfg = model.config
+    batch = padded_batch(cfg.vocab_size, enc_lengths=[30, 17, 5], dec_lengths=[12, 26, 3])
+    targets = np.where(batch["decoder_mask"], batch["decoder_input_tokens"], 0)
+    targets[:, 0] = np.random.default_rng(3).integers(3, cfg.vocab_size, size=len(targets))
+    ours_batch = {
+        "encoder_input_tokens": batch["encoder_input_tokens"],
+        "decoder_input_tokens": np.concatenate([np.zeros_like(targets[:, :1]), targets[:, :-1]], 1),
+        "decoder_target_tokens": targets,
+        "decoder_loss_weights": batch["decoder_mask"].astype(np.float32),
+    }
+    grads = jax.jit(jax.grad(lambda p: model.loss_fn(p, ours_batch)[0]))(params)
+    hf_model.zero_grad()
+    hf_model(
+        input_ids=torch.tensor(batch["encoder_input_tokens"], dtype=torch.long),
+        attention_mask=torch.tensor(batch["encoder_mask"], dtype=torch.long),
+        decoder_input_ids=torch.tensor(ours_batch["decoder_input_tokens"], dtype=torch.long),
+        labels=torch.tensor(np.where(batch["decoder_mask"], targets, -100), dtype=torch.long),
+    ).loss.backward()
+    expected = {name: p.grad for name, p in hf_model.named_parameters() if p.grad is not None}
+    ours = hf.params_to_hf(grads, model)
+    assert any("relative_attention_bias" in name for name in ours)
+    for name, value in ours.items():
+        if name in expected:
+            np.testing.assert_allclose(
+                value, expected[name].numpy(), atol=2e-5, rtol=1e-3, err_msg=name
+            )
+    assert set(expected) <= set(ours) | {"shared.weight", "lm_head.weight"}, set(expected) - set(
+        ours
+    )
