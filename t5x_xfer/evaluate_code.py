@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from t5x_xfer import logs
+from t5x_xfer import host, logs
 from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
@@ -301,6 +301,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logs.setup(args.verbose)
+    host.keep_freed_memory()
     try:
         result = evaluate_code(
             samples=args.samples,

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from t5x_xfer import checkpoints, decoding, gin_utils, logs
+from t5x_xfer import checkpoints, decoding, gin_utils, host, logs
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.decoding import DecodeSettings
 from t5x_xfer.io_utils import check_output_file, iter_jsonl, write_atomic, write_json_atomic
@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     gin_files, bindings, rest = gin_utils.split_flags(argv)
     args = _parser().parse_args(rest)
     logs.setup(args.verbose, tensorflow=True)
+    host.keep_freed_memory()
     given = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
     if args.no_add_eos:
         given["add_eos"] = False

@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import optax
 
-from t5x_xfer import checkpoints, data_position, gin_utils, logs, partitioning, train_state
+from t5x_xfer import checkpoints, data_position, gin_utils, host, logs, partitioning, train_state
 from t5x_xfer import trainer as trainer_lib
 from t5x_xfer.io_utils import check_output_dir
 from t5x_xfer.models import BaseModel
@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_verbose_flag(parser)
     args = parser.parse_args(rest)
     logs.setup(args.verbose, tensorflow=True, fmt="%(asctime)s " + logs.FORMAT)
+    host.keep_freed_memory()
     if not files:
         parser.error("give at least one --gin_file (a run file and a model file)")
     if args.multihost:
