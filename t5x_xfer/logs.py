@@ -22,6 +22,19 @@ PROJECT_LOGGER = "t5x_xfer"
 NOISY_LOGGERS = ("absl", "tensorflow", "jax._src.xla_bridge", "orbax", "datasets", "h5py")
 
 
+class _DropOrphanedTaskErrors(logging.Filter):
+    """asyncio's "Task (or _GatheringFuture) exception was never retrieved", logged whenever
+    the garbage collector meets an orbax read that failed beside another: the binary has
+    reported the unreadable checkpoint in its own line already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        first = record.getMessage().split("\n", 1)[0]
+        return not first.endswith("exception was never retrieved")
+
+
+_ORPHANED_TASKS = _DropOrphanedTaskErrors()
+
+
 def verbose_requested(flag: bool = False) -> bool:
     return flag or os.environ.get(ENV_VAR, "") not in ("", "0")
 
@@ -53,6 +66,7 @@ def setup(verbose: bool = False, *, tensorflow: bool = False, fmt: str = FORMAT)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger("asyncio").addFilter(_ORPHANED_TASKS)  # once: filters are a set
     if tensorflow:
         with contextlib.nullcontext() if verbose else stderr_to_devnull():
             import tensorflow as tf

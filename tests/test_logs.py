@@ -51,3 +51,24 @@ def test_the_projects_own_info_lines_show_and_library_noise_stays_hidden(tmp_pat
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert [line for line in lines if line.startswith("INFO t5x_xfer.hf: exported")], lines
     assert all(line.startswith(("INFO t5x_xfer", "WARNING t5x_xfer")) for line in lines), lines
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_orphaned_orbax_read_errors_stay_out_of_the_one_line_error(verbose):
+    """asyncio logs "Task exception was never retrieved" when the garbage collector meets a
+    failed read beside the one the binary reported: hidden when quiet, other asyncio errors
+    and verbose mode keep theirs."""
+    code = (
+        "import logging; from t5x_xfer import logs; logs.setup(False)\n"
+        "log = logging.getLogger('asyncio')\n"
+        "log.error('Task exception was never retrieved\\nfuture: <Task finished>')\n"
+        "log.error('_GatheringFuture exception was never retrieved\\nfuture: <x>')\n"
+        "log.error('another asyncio error')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "T5X_XFER_VERBOSE"}
+    if verbose:
+        env["T5X_XFER_VERBOSE"] = "1"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "another asyncio error" in proc.stderr
+    assert ("never retrieved" in proc.stderr) == verbose, proc.stderr
