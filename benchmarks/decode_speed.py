@@ -86,11 +86,9 @@ def main() -> None:
     ours_s = time.perf_counter() - t0
 
     hf_s = None
-    device = "cuda" if jax.default_backend() == "gpu" else "cpu"
+    device = models.torch_device()
     if not args.skip_transformers:
-        if device == "cuda":  # TF32 float32 matmuls, as JAX's default precision on GPUs
-            torch.set_float32_matmul_precision("high")
-        torch_model = models.reference(built, params).eval().to(device)
+        torch_model = models.reference(built, params, device).eval()
         torch_model.generation_config.eos_token_id = None  # no EOS, as above
         torch_model.generation_config.forced_eos_token_id = None
         extra = {"decoder_start_token_id": 0} if built.family == "t5" else {}

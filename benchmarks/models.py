@@ -37,8 +37,14 @@ def build(
     return model, model.init_params(jax.random.PRNGKey(0))
 
 
-def reference(model: Any, params: Any) -> Any:
-    """transformers' PyTorch model of the same family and config, holding ``params``."""
+def torch_device() -> str:
+    """Where transformers runs: CUDA when JAX's backend is a GPU, so both use the same chip."""
+    return "cuda" if jax.default_backend() == "gpu" else "cpu"
+
+
+def reference(model: Any, params: Any, device: str = "cpu") -> Any:
+    """transformers' PyTorch model of the same family and config, holding ``params``, on
+    ``device`` (on CUDA with TF32 float32 matmuls, as JAX's default precision on GPUs)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, T5ForConditionalGeneration
     from transformers import T5Config as HFConfig
@@ -55,7 +61,9 @@ def reference(model: Any, params: Any) -> Any:
     missing, unexpected = torch_model.load_state_dict(state, strict=False)
     tied = {"lm_head.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
     assert not unexpected and set(missing) <= tied, (missing, unexpected)
-    return torch_model
+    if device == "cuda":
+        torch.set_float32_matmul_precision("high")
+    return torch_model.to(device)
 
 
 def describe(model: Any) -> str:

@@ -71,10 +71,6 @@ def _torch_step(
 
     import torch
 
-    torch_model.to(device)
-    if device == "cuda":  # TF32 float32 matmuls, as JAX's default precision on GPUs
-        torch.set_float32_matmul_precision("high")
-
     if model.family == "t5":
         from transformers.optimization import Adafactor
 
@@ -173,7 +169,8 @@ def main() -> None:
     opt_name = "adafactor" if model.family == "t5" else "adamw"
     schedule = optimizers.make_schedule("constant", 1e-3)
     optimizer = optimizers.make_optimizer(schedule, opt_name)
-    torch_model = models.reference(model, params).train()
+    device = models.torch_device() if args.torch_device == "auto" else args.torch_device
+    torch_model = models.reference(model, params, device).train()
     state = {
         "s": trainer.TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),
@@ -192,9 +189,6 @@ def main() -> None:
         jax.block_until_ready(metrics)
 
     jax_first, jax_times = _time(jax_step, args.steps)
-    device = args.torch_device
-    if device == "auto":
-        device = "cuda" if jax.default_backend() == "gpu" else "cpu"
     torch_step = _torch_step(model, torch_model, batch, args.torch_dtype, device)
     torch_first, torch_times = _time(torch_step, args.steps)
     ours, theirs = statistics.median(jax_times), statistics.median(torch_times)

@@ -49,7 +49,7 @@ from typing import Any
 
 import gin
 
-from t5x_xfer import gin_utils, host, logs
+from t5x_xfer import gin_utils, logs
 from t5x_xfer.codeeval.data import MINIBENCH, humaneval_x_dir
 from t5x_xfer.decoding.settings import DecodeSettings, override
 from t5x_xfer.io_utils import check_output_dir
@@ -568,8 +568,6 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not args.power:
         parser.error(f"--{extra[0]} is a --power flag: use plan --power --{extra[0]} ...")
     logs.setup(args.verbose)
-    if args.command == "run":  # training and decoding stages run in this process
-        host.keep_freed_memory()
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work
         for grid in grids:
