@@ -24,10 +24,11 @@ Stages hand over only through these directories. ``run`` executes the unfinished
 the exact commands ``plan`` prints: data preparation, training, the decoding of each evaluation
 and the report inside the driver's own process (imports and JAX's start-up paid once per grid,
 not once per stage), the execution of the samples as a child process (its sandbox forks, and
-must not share a process with JAX's threads); ``run --isolate`` starts every stage as its own
-process. A stage is finished when its completion file exists (``summary.json`` of train and
-evaluate_code, ``config.json`` of an export), and an interrupted stage resumes from its own
-checkpoint or cache when run again.
+must not share a process with JAX's threads) that runs beside the next stages, its output in
+``eval/execute.log`` (one at a time; a grid's report waits for them); ``run --isolate`` starts
+every stage as its own process, one after the other. A stage is finished when its completion
+file exists (``summary.json`` of train and evaluate_code, ``config.json`` of an export), and an
+interrupted stage resumes from its own checkpoint or cache when run again.
 """
 
 from __future__ import annotations
@@ -372,19 +373,86 @@ def _in_process(argv: Sequence[str]) -> int:
         return 1
 
 
-def _decode_then_execute(argv: Sequence[str], env: dict[str, str]) -> int:
-    """An eval stage in two steps: decoding in this process (the model and JAX are loaded
-    already), executing the samples in a child (``evaluate_code --samples``), whose sandbox
-    forks; the outputs equal ``evaluate_code --checkpoint``'s."""
+def _decode(argv: Sequence[str]) -> list[str] | int:
+    """An eval stage's decoding, in this process (the model and JAX are loaded already):
+    the arguments of the ``evaluate_code --samples`` run that executes the samples (its
+    outputs equal ``evaluate_code --checkpoint``'s), or an exit status."""
     from t5x_xfer import evaluate_code, infer
 
     try:
-        execute = evaluate_code.decode_then_execute_argv(argv[2:], infer.main)
+        return evaluate_code.decode_then_execute_argv(argv[2:], infer.main)
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    child = [sys.executable, "-m", "t5x_xfer.evaluate_code", *execute]
-    return subprocess.run(child, env=env).returncode
+
+
+@dataclasses.dataclass
+class _Execution:
+    label: str  # "[i/n] key"
+    key: str
+    base: str
+    proc: subprocess.Popen
+    log: Path
+    t0: float
+
+
+class Background:
+    """The executions of eval stages' samples, each a child process (its sandbox forks, and
+    must not share a process with JAX's threads) that runs while the driver goes on with the
+    next stages: training leaves CPU idle that compiling and running programs use (the debug
+    grid: 13.6 s of execution beside a 28.7 s train stage took 0.9 s longer than the stage
+    alone). One execution at a time; a grid's report waits for its own."""
+
+    def __init__(self) -> None:
+        self.running: list[_Execution] = []
+
+    def start(
+        self, label: str, key: str, base: str, argv: list[str], env: dict[str, str], t0: float
+    ) -> None:
+        self.wait()
+        log = Path(argv[argv.index("--out") + 1]) / "execute.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        child = [sys.executable, "-m", "t5x_xfer.evaluate_code", *argv]
+        if "--no_progress" not in child:
+            child.append("--no_progress")
+        with open(log, "w") as out:
+            proc = subprocess.Popen(child, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.running.append(_Execution(label, key, base, proc, log, t0))
+        print(f"{label}: decoded; executing the samples in the background (log: {log})")
+
+    def poll(self) -> None:
+        """Report the executions that ended; a failed one stops the driver."""
+        for job in [j for j in self.running if j.proc.poll() is not None]:
+            self.running.remove(job)
+            rc = job.proc.returncode
+            if rc != 0:
+                tail = job.log.read_text(errors="replace").splitlines()[-20:]
+                print("\n".join(tail), file=sys.stderr)
+                raise RuntimeError(
+                    f"stage {job.key} failed (exit {rc}; log {job.log}); fix and rerun: "
+                    "finished stages are skipped"
+                )
+            elapsed = time.perf_counter() - job.t0
+            print(f"{job.label}: finished in {elapsed:.0f} s", flush=True)
+
+    def wait(self, base: str | None = None) -> None:
+        """Until the executions (of the grid at ``base``, or all) have ended."""
+        for job in list(self.running):
+            if base is None or job.base == base:
+                job.proc.wait()
+        self.poll()
+
+    def stop(self) -> None:
+        """Terminate what still runs (the driver failed or was interrupted): its results
+        cache keeps finished programs, so the rerun resumes the stage."""
+        for job in self.running:
+            job.proc.terminate()
+        for job in self.running:
+            try:
+                job.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                job.proc.kill()
+        self.running.clear()
 
 
 def run(
@@ -393,10 +461,13 @@ def run(
     arms: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     isolate: bool = False,
+    background: Background | None = None,
 ) -> list[str]:
     """Run every unfinished stage in order; returns the keys of the stages it ran.
     ``isolate``: every stage as a child process, else the ``IN_PROCESS`` binaries and the
-    decoding of eval stages in this one."""
+    decoding of eval stages in this one, and the execution of the samples in a child that
+    runs beside the next stages (in ``background``, which the caller then waits for; by
+    default this call waits before it returns)."""
     base = _root(grid, root)
     if "://" in base:
         raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
@@ -405,36 +476,51 @@ def run(
     Path(base).mkdir(parents=True, exist_ok=True)
     ran = []
     env = {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
-    for i, stage in enumerate(todo, 1):
-        if stage.is_done():
-            print(f"[{i}/{len(todo)}] {stage.key}: done, skipped", flush=True)
-            continue
-        resumed = " (resuming)" if stage.is_started() else ""
-        print(f"[{i}/{len(todo)}] {stage.key}{resumed}: {stage.shell()}", flush=True)
-        argv = list(stage.argv)
-        t0 = time.perf_counter()
-        if not isolate and argv[0] == "-m" and argv[1] in IN_PROCESS:
-            _use_compilation_cache(base)
-            rc = _in_process(argv)
-        elif not isolate and stage.kind == "eval":
-            _use_compilation_cache(base)
-            rc = _decode_then_execute(argv, env)
-        else:
-            if argv[0] != "bash":
-                argv = [sys.executable, *argv]
-            rc = subprocess.run(argv, env=env).returncode
-        if rc != 0:
-            raise RuntimeError(
-                f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages are skipped"
-            )
-        if stage.kind == "prepare" and stage.done is not None:
-            Path(stage.done).parent.mkdir(parents=True, exist_ok=True)
-            Path(stage.done).write_text("ok\n")
-        print(
-            f"[{i}/{len(todo)}] {stage.key}: finished in {time.perf_counter() - t0:.0f} s",
-            flush=True,
-        )
-        ran.append(stage.key)
+    own = background is None
+    bg = Background() if background is None else background
+    try:
+        for i, stage in enumerate(todo, 1):
+            bg.poll()
+            label = f"[{i}/{len(todo)}] {stage.key}"
+            if stage.kind == "report":
+                bg.wait(base)
+            if stage.is_done():
+                print(f"{label}: done, skipped", flush=True)
+                continue
+            resumed = " (resuming)" if stage.is_started() else ""
+            print(f"{label}{resumed}: {stage.shell()}", flush=True)
+            argv = list(stage.argv)
+            t0 = time.perf_counter()
+            if not isolate and argv[0] == "-m" and argv[1] in IN_PROCESS:
+                _use_compilation_cache(base)
+                rc = _in_process(argv)
+            elif not isolate and stage.kind == "eval":
+                _use_compilation_cache(base)
+                child = _decode(argv)
+                if isinstance(child, list):
+                    bg.start(label, stage.key, base, child, env, t0)
+                    ran.append(stage.key)
+                    continue
+                rc = child
+            else:
+                if argv[0] != "bash":
+                    argv = [sys.executable, *argv]
+                rc = subprocess.run(argv, env=env).returncode
+            if rc != 0:
+                raise RuntimeError(
+                    f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages "
+                    "are skipped"
+                )
+            if stage.kind == "prepare" and stage.done is not None:
+                Path(stage.done).parent.mkdir(parents=True, exist_ok=True)
+                Path(stage.done).write_text("ok\n")
+            print(f"{label}: finished in {time.perf_counter() - t0:.0f} s", flush=True)
+            ran.append(stage.key)
+        if own:
+            bg.wait()
+    except BaseException:
+        bg.stop()
+        raise
     return ran
 
 
@@ -489,7 +575,9 @@ def power(grid: Grid, args: argparse.Namespace) -> str:
     return power_lib.format_power(table, grid.name)
 
 
-def _command(args: argparse.Namespace, grid: Grid, root: str | None) -> None:
+def _command(
+    args: argparse.Namespace, grid: Grid, root: str | None, background: Background
+) -> None:
     """One of plan, run, status, report for one grid."""
     for name in args.arms or ():
         if name not in grid.arms:
@@ -499,7 +587,7 @@ def _command(args: argparse.Namespace, grid: Grid, root: str | None) -> None:
     elif args.command == "plan":
         print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
     elif args.command == "run":
-        run(grid, root, args.arms, args.seeds, isolate=args.isolate)
+        run(grid, root, args.arms, args.seeds, isolate=args.isolate, background=background)
         if not args.arms and not args.seeds:
             print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
     elif args.command == "status":
@@ -570,13 +658,15 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(args.verbose)
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work
+        background = Background()
         for grid in grids:
             root = args.root
             if root and len(grids) > 1:
                 root = posixpath.join(root.rstrip("/"), grid.name)
             if len(grids) > 1:
                 print(f"== grid {grid.name} ==", flush=True)
-            _command(args, grid, root)
+            _command(args, grid, root, background)
+        background.wait()
     except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2

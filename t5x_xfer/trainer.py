@@ -252,6 +252,12 @@ class Throughput:
     peak_flops: float | None = None
 
 
+@jax.jit
+def _add_metrics(acc: dict[str, Array], metrics: dict[str, Array]) -> dict[str, Array]:
+    """The log window's running sums, one dispatch per step (not one per metric)."""
+    return jax.tree.map(jnp.add, acc, metrics)
+
+
 class Trainer:
     """The step loop: train steps on the batches, metrics every ``log_every`` steps,
     evaluation every ``eval_every``, a checkpoint every ``save_every`` and at the end; SIGTERM
@@ -342,7 +348,7 @@ class Trainer:
         while step < opts.train_steps:
             state, metrics = self.step_fn(state, next(batches))
             step += 1
-            acc = metrics if acc is None else jax.tree.map(jnp.add, acc, metrics)
+            acc = metrics if acc is None else _add_metrics(acc, metrics)
             n_acc += 1
             if t_mark is None:  # throughput starts after the compiling first step
                 jax.block_until_ready(metrics)

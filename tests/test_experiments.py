@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import shlex
+import time
 
 import pytest
 
@@ -155,3 +157,24 @@ def test_status_shows_the_report_once_written(grid, tmp_path):
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "report.md").write_text("# report\n")
     assert report_status() == "done"
+
+
+def test_a_failed_background_execution_stops_the_driver_naming_its_log(tmp_path, capsys):
+    """An eval stage's execution runs beside the next stages; when it fails, the next check
+    raises with the stage, its exit status and its log, and prints the log's tail."""
+    background = experiments.Background()
+    missing = tmp_path / "none.jsonl"
+    argv = ["--samples", str(missing), "--out", str(tmp_path / "eval")]
+    background.start(
+        "[4/11] a/seed0/eval",
+        "a/seed0/eval",
+        str(tmp_path),
+        argv,
+        dict(os.environ),
+        time.perf_counter(),
+    )
+    assert "executing the samples in the background" in capsys.readouterr().out
+    with pytest.raises(RuntimeError, match=r"stage a/seed0/eval failed \(exit 2; log .*execute"):
+        background.wait()
+    assert f"--samples {missing}: no such file" in capsys.readouterr().err
+    assert not background.running

@@ -110,6 +110,29 @@ def test_stage_chaining_and_run_outputs(setup):
     )
 
 
+def test_evaluations_read_the_validation_split_once(setup, monkeypatch):
+    """The first evaluation keeps its batches; later ones reuse them (same token counts)
+    instead of building the seqio pipeline again."""
+    from t5x_xfer import validation
+
+    splits = []
+    real = validation.get_dataset
+
+    def counting(name, converter, lengths, split, *args, **kwargs):
+        splits.append(split)
+        return real(name, converter, lengths, split, *args, **kwargs)
+
+    monkeypatch.setattr(validation, "get_dataset", counting)
+    model_dir = setup["root"] / "evals"
+    extra = ["--gin.TRAIN_STEPS=3", "--gin.train.eval_every=1", "--gin.train.save_every=3"]
+    extra += ["--gin.train.infer_eval_examples=0", "--gin.train.eval_steps=2"]
+    assert train.main(_argv(setup, model_dir, *extra)) == 0
+    assert splits == ["validation"]
+    rows = [json.loads(x) for x in (model_dir / "eval_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert len({r["target_tokens"] for r in rows}) == 1 and rows[0]["target_tokens"] > 0
+
+
 def _launch(setup: dict, model_dir: Path, *extra: str) -> subprocess.Popen:
     argv = _argv(
         setup,

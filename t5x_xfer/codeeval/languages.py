@@ -312,6 +312,17 @@ def _rust_build(t: Mapping[str, str], w: str) -> list[Command]:
     ]
 
 
+def _go_build(t: Mapping[str, str], w: str) -> list[Command]:
+    """``go test -c``, after gofmt's parse when gofmt is there: on a file that does not
+    parse (most samples of an untrained model) the go command spends about 120 ms, gofmt
+    10 ms. gofmt's parser (go/parser) accepts the language the compiler's does; what it
+    passes, the compiler still judges."""
+    parse = [[t["gofmt"], "-l", "-e", f"{w}/main_test.go"]] if t.get("gofmt") else []
+    return parse + [
+        [t["go"], "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", f"{w}/main.test", "."]
+    ]
+
+
 _JVM_FAST = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
 
 LANGUAGES: dict[str, Language] = {
@@ -390,9 +401,7 @@ LANGUAGES: dict[str, Language] = {
             hf_name="go",
             executables=("go",),
             assemble=_assemble_go,
-            build=lambda t, w: [
-                [t["go"], "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", f"{w}/main.test", "."]
-            ],
+            build=_go_build,
             run=lambda t, w: [[f"{w}/main.test"]],
             judge=_judge_go,
             env=lambda t: {
@@ -405,7 +414,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"cannot find package \"github.com/stretchr/testify",
             compile_timeout_s=120,
             run_timeout_s=15,
-            version=2,  # judged by the harness's assertion output
+            version=3,  # 2: judged by the harness's assertion output; 3: gofmt parses first
         ),
         Language(
             name="rust",

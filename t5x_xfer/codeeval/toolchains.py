@@ -118,6 +118,9 @@ def _discover_one(lang: str, need_shared: bool) -> Toolchain:
         versions.append((tdir / "cpp" / "stamp").read_text())
     if lang == "go":
         tools["gopath"] = GOPATH
+        gofmt = Path(os.path.realpath(tools["go"])).with_name("gofmt")
+        if os.access(gofmt, os.X_OK):
+            tools["gofmt"] = str(gofmt)
     version = hashlib.sha256("\n".join(versions).encode()).hexdigest()[:16]
     return Toolchain(lang, tools, tuple(missing), version)
 

@@ -76,3 +76,27 @@ def test_wrong_programs_fail(tmp_path) -> None:
     written = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert [r["status"] for r in written] == [r["status"] for r in result.rows]
     assert "report.md" in {p.name for p in tmp_path.iterdir()}
+
+
+def test_go_parse_errors_stop_at_gofmt_and_type_errors_at_the_compiler(tmp_path) -> None:
+    """gofmt parses first (10 ms against the go command's 120); what it passes, go build
+    still judges: both are compile errors, each with its own tool's message."""
+    from t5x_xfer.codeeval import toolchains as tc
+
+    data = fakes.require_data()
+    fakes.require_sandbox()
+    if not fakes.ready_languages(["go"]):
+        pytest.skip("the Go toolchain is not ready (printed above)")
+    if "gofmt" not in tc.discover(["go"])["go"].tools:
+        pytest.skip("no gofmt beside the go binary: every Go sample goes to go build")
+    problems = D.load_problems(["go"], data)
+    samples = [
+        D.Sample("Go/0", "    return %x:\n}\n", "go"),  # does not parse
+        D.Sample("Go/0", "    return undefinedName\n}\n", "go"),  # parses, does not compile
+        D.Sample("Go/0", fakes.DEFAULT_BODY["go"], "go"),  # compiles, fails its test
+    ]
+    result = evaluate(samples, problems, out_dir=tmp_path, workers=1, progress=False)
+    parse, types, runs = result.rows
+    assert parse["status"] == "compile_error" and "expected operand" in parse["stderr"], parse
+    assert types["status"] == "compile_error" and "undefined: undefinedName" in types["stderr"]
+    assert runs["status"] == "failed", runs
