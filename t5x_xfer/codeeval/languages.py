@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from collections.abc import Callable, Mapping
 
 # Status names, in the order reports list them. Only "passed" counts for pass@k.
@@ -152,21 +153,48 @@ def go_imports_for(code: str, already: str = "") -> list[str]:
     return sorted(used)
 
 
+# Printed once the harness's tests have all run (Python, C++, Java, JavaScript). Exit status 0
+# alone is no pass: code under test that exits early with status 0 (sys.exit(0), exit(0),
+# System.exit(0), process.exit(0)) skips the tests. Go's test binary runs with
+# -test.paniconexit0 and Rust's must print libtest's "test result: ok." instead.
+TESTS_DONE = "__t5x_xfer_tests_done__"
+_CPP_MAIN = re.compile(r"\bint\s+main\s*\(")
+_RUST_OK = re.compile(r"^test result: ok\.", re.M)
+
+
 def _assemble_python(problem: Mapping[str, str], completion: str) -> dict[str, str]:
-    program = "\n".join([PYTHON_PREAMBLE, problem["prompt"] + completion, "", problem["test"], ""])
+    done = f"print({TESTS_DONE!r})"
+    program = "\n".join(
+        [PYTHON_PREAMBLE, problem["prompt"] + completion, "", problem["test"], done, ""]
+    )
     return {"main.py": program}
 
 
 def _assemble_cpp(problem: Mapping[str, str], completion: str) -> dict[str, str]:
-    return {"main.cpp": CPP_PREAMBLE + problem["prompt"] + completion + "\n" + problem["test"]}
+    """The harness's ``int main()`` becomes a function that the program's own main calls and
+    then prints the marker (HumanEval-X's harnesses never return a value from main)."""
+    test, n = _CPP_MAIN.subn("void t5x_xfer_tests(", problem["test"], count=1)
+    if not n:
+        raise ValueError(f"{problem.get('task_id')}: the C++ test harness has no 'int main('")
+    test += f'\nint main() {{\n    t5x_xfer_tests();\n    puts("{TESTS_DONE}");\n}}\n'
+    return {"main.cpp": CPP_PREAMBLE + problem["prompt"] + completion + "\n" + test}
+
+
+# Java runs this class, which calls the harness's Main.main and then prints the marker.
+JAVA_ENTRY = "T5xXferTests"
 
 
 def _assemble_java(problem: Mapping[str, str], completion: str) -> dict[str, str]:
-    return {"Main.java": problem["prompt"] + completion + "\n" + problem["test"] + "\n"}
+    entry = (
+        f"class {JAVA_ENTRY} {{\n    public static void main(String[] args) throws Exception {{\n"
+        f'        Main.main(args);\n        System.out.println("{TESTS_DONE}");\n    }}\n}}\n'
+    )
+    return {"Main.java": problem["prompt"] + completion + "\n" + problem["test"] + "\n" + entry}
 
 
 def _assemble_js(problem: Mapping[str, str], completion: str) -> dict[str, str]:
-    return {"main.js": problem["prompt"] + completion + "\n" + problem["test"] + "\n"}
+    done = f'console.log("{TESTS_DONE}");\n'
+    return {"main.js": problem["prompt"] + completion + "\n" + problem["test"] + "\n" + done}
 
 
 def _assemble_go(problem: Mapping[str, str], completion: str) -> dict[str, str]:
@@ -215,9 +243,14 @@ _RUST_ASSERT = re.compile(
 )
 
 
+def _done(out: str) -> str:
+    """Exit status 0: passed when the tests all ran, else the code under test exited early."""
+    return "passed" if TESTS_DONE in out else "runtime_error"
+
+
 def _judge_python(rc: int, out: str, err: str) -> str:
     if rc == 0:
-        return "passed"
+        return _done(out)
     if "Traceback" not in err and re.search(r"^(SyntaxError|IndentationError|TabError)", err, re.M):
         return "compile_error"
     return "failed" if _PY_ASSERT.search(err) else "runtime_error"
@@ -225,13 +258,13 @@ def _judge_python(rc: int, out: str, err: str) -> str:
 
 def _judge_cpp(rc: int, out: str, err: str) -> str:
     if rc == 0:
-        return "passed"
+        return _done(out)
     return "failed" if _CPP_ASSERT.search(err) else "runtime_error"
 
 
 def _judge_java(rc: int, out: str, err: str) -> str:
     if rc == 0:
-        return "passed"
+        return _done(out)
     return "failed" if _JAVA_ASSERT.search(err) else "runtime_error"
 
 
@@ -239,7 +272,7 @@ def _judge_js(rc: int, out: str, err: str) -> str:
     # console.assert only prints "Assertion failed"; the exit status stays 0.
     if _JS_ASSERT.search(err):
         return "failed"
-    return "passed" if rc == 0 else "runtime_error"
+    return _done(out) if rc == 0 else "runtime_error"
 
 
 def _judge_go(rc: int, out: str, err: str) -> str:
@@ -253,8 +286,8 @@ def _judge_go(rc: int, out: str, err: str) -> str:
 
 
 def _judge_rust(rc: int, out: str, err: str) -> str:
-    if rc == 0:
-        return "passed"
+    if rc == 0:  # libtest's summary: an early process::exit(0) never prints it
+        return "passed" if _RUST_OK.search(out) else "runtime_error"
     return "failed" if _RUST_ASSERT.search(out + err) else "runtime_error"
 
 
@@ -316,11 +349,13 @@ def _go_build(t: Mapping[str, str], w: str) -> list[Command]:
     """``go test -c``, after gofmt's parse when gofmt is there: on a file that does not
     parse (most samples of an untrained model) the go command spends about 120 ms, gofmt
     10 ms. gofmt's parser (go/parser) accepts the language the compiler's does; what it
-    passes, the compiler still judges."""
-    parse = [[t["gofmt"], "-l", "-e", f"{w}/main_test.go"]] if t.get("gofmt") else []
-    return parse + [
-        [t["go"], "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", f"{w}/main.test", "."]
-    ]
+    passes, the compiler still judges. Both run as one sandboxed command, so a program that
+    parses pays gofmt's 10 ms, not a second sandbox set-up."""
+    build = [t["go"], "test", "-c", "-vet=off", "-ldflags=-s -w", "-o", f"{w}/main.test", "."]
+    if not t.get("gofmt"):
+        return [build]
+    parse = f"{shlex.quote(t['gofmt'])} -l -e {shlex.quote(w + '/main_test.go')} >/dev/null"
+    return [["/bin/sh", "-c", f"{parse} && exec {shlex.join(build)}"]]
 
 
 _JVM_FAST = ["-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-XX:-UsePerfData"]
@@ -341,6 +376,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"No module named '?numpy",
             compile_timeout_s=0,
             run_timeout_s=15,
+            version=2,  # 2: passed only when the tests all ran (TESTS_DONE)
         ),
         Language(
             name="cpp",
@@ -360,7 +396,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"(boost|openssl)/[\w./]+: No such file|cannot find -l(crypto|ssl)",
             compile_timeout_s=60,
             run_timeout_s=15,
-            version=2,  # 2: linked by gold when available
+            version=3,  # 2: linked by gold when available; 3: TESTS_DONE
         ),
         Language(
             name="java",
@@ -373,13 +409,13 @@ LANGUAGES: dict[str, Language] = {
                 + ([f"-J-XX:SharedArchiveFile={t['javac_cds']}"] if t.get("javac_cds") else [])
                 + ["-d", w, f"{w}/Main.java"]
             ],
-            run=lambda t, w: [[t["java"], *_JVM_FAST, "-cp", w, "Main"]],
+            run=lambda t, w: [[t["java"], *_JVM_FAST, "-cp", w, JAVA_ENTRY]],
             judge=_judge_java,
             env=_no_env,
             missing_library=r"(?!)",
             compile_timeout_s=60,
             run_timeout_s=15,
-            version=3,  # 2: judged by the harness's assertion output; 3: warm javac
+            version=4,  # 2: judged by the assertion output; 3: warm javac; 4: TESTS_DONE
         ),
         Language(
             name="js",
@@ -394,6 +430,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"Cannot find module 'js-md5'",
             compile_timeout_s=30,
             run_timeout_s=15,
+            version=2,  # 2: passed only when the tests all ran (TESTS_DONE)
         ),
         Language(
             name="go",
@@ -402,7 +439,9 @@ LANGUAGES: dict[str, Language] = {
             executables=("go",),
             assemble=_assemble_go,
             build=_go_build,
-            run=lambda t, w: [[f"{w}/main.test"]],
+            # os.Exit(0) inside a test would end the binary with status 0 before the tests
+            # finished; with this flag (which `go test` passes too) it panics instead.
+            run=lambda t, w: [[f"{w}/main.test", "-test.paniconexit0"]],
             judge=_judge_go,
             env=lambda t: {
                 "GO111MODULE": "off",
@@ -414,7 +453,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"cannot find package \"github.com/stretchr/testify",
             compile_timeout_s=120,
             run_timeout_s=15,
-            version=3,  # 2: judged by the harness's assertion output; 3: gofmt parses first
+            version=4,  # 2: judged by the assertions; 3: gofmt parses first; 4: paniconexit0
         ),
         Language(
             name="rust",
@@ -429,7 +468,7 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"can't find crate for `(rand|regex|md5)`",
             compile_timeout_s=120,
             run_timeout_s=15,
-            version=3,  # 2: judged by the harness's assertion output; 3: std linked dynamically
+            version=4,  # 2: judged by the assertions; 3: std linked dynamically; 4: summary
         ),
     ]
 }

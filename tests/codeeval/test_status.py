@@ -69,7 +69,14 @@ CASES = [
     ("js", 0, "", "Assertion failed\n", "failed"),
     ("js", 1, "", "AssertionError [ERR_ASSERTION]: false == true\n", "failed"),
     ("js", 1, "", "TypeError: Cannot read properties of null (reading 'x')\n", "runtime_error"),
-    ("js", 0, "", "", "passed"),
+    ("js", 0, L.TESTS_DONE + "\n", "", "passed"),
+    # Status 0 without the harness's last line: the code under test exited early.
+    ("js", 0, "", "", "runtime_error"),
+    ("python", 0, "", "", "runtime_error"),
+    ("python", 0, L.TESTS_DONE + "\n", "", "passed"),
+    ("cpp", 0, "", "", "runtime_error"),
+    ("java", 0, "", "", "runtime_error"),
+    ("rust", 0, "", "", "runtime_error"),
     ("python", 1, "", "Traceback (most recent call last):\nAssertionError\n", "failed"),
     (
         "python",
@@ -133,3 +140,31 @@ def test_assertion_failures_fail_and_crashes_are_runtime_errors(dataset, tmp_pat
     got = [(r["task_id"], r["status"]) for r in result.rows]
     detail = [(r["task_id"], r["status"], r["stderr"][-300:]) for r in result.rows]
     assert got == expected, detail
+
+
+# Bodies that end the program with status 0 before the tests can fail. (A Go completion
+# cannot import os; the test binary runs with -test.paniconexit0 for any other way there.)
+EXIT_BODY = {
+    "python": "    import sys\n    sys.exit(0)\n",
+    "cpp": "    exit(0);\n}\n",
+    "java": "        System.exit(0);\n        return false;\n    }\n}\n",
+    "js": "  process.exit(0);\n}\n",
+    "rust": "    std::process::exit(0);\n}\n",
+}
+
+
+def test_exiting_with_status_0_before_the_tests_is_no_pass(tmp_path) -> None:
+    """Exit status 0 counts only when the harness's tests all ran (languages.TESTS_DONE,
+    Rust's libtest summary): an early exit(0) in the code under test is a runtime error."""
+    data_dir = fakes.require_data()
+    fakes.require_sandbox()
+    languages = [lang for lang in fakes.ready_languages() if lang in EXIT_BODY]
+    if not languages:
+        pytest.skip("no language toolchain is ready (run launch/install_toolchains.sh)")
+    problems = D.load_problems(languages, data_dir)
+    samples = [D.Sample(f"{fakes.PREFIX[lang]}/0", EXIT_BODY[lang], lang) for lang in languages]
+    result = evaluate(samples, problems, out_dir=tmp_path, workers=2, progress=False)
+    detail = [(r["task_id"], r["status"], r["returncode"], r["stderr"][-300:]) for r in result.rows]
+    assert [(r["status"], r["returncode"]) for r in result.rows] == [("runtime_error", 0)] * len(
+        languages
+    ), detail
