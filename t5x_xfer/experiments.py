@@ -418,7 +418,7 @@ class Background:
         with open(log, "w") as out:
             proc = subprocess.Popen(child, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.running.append(_Execution(label, key, base, proc, log, t0))
-        print(f"{label}: decoded; executing the samples in the background (log: {log})")
+        print(f"{label}: decoded; executing the samples in the background (log: {log})", flush=True)
 
     def poll(self) -> None:
         """Report the executions that ended; a failed one stops the driver."""
