@@ -396,32 +396,75 @@ class _Execution:
     t0: float
 
 
+@dataclasses.dataclass
+class _Deferred:
+    label: str
+    key: str
+    base: str
+    cmd: list[str]
+    env: dict[str, str]
+    log: Path
+
+
 class Background:
     """The executions of eval stages' samples, each a child process (its sandbox forks, and
     must not share a process with JAX's threads) that runs while the driver goes on with the
     next stages: training leaves CPU idle that compiling and running programs use (the debug
     grid: 13.6 s of execution beside a 28.7 s train stage took 0.9 s longer than the stage
-    alone). One execution at a time; a grid's report waits for its own."""
+    alone). One child at a time; a grid's report waits for its own executions, or, when
+    another grid follows, is deferred: it runs as a child once they have ended, while the
+    driver trains the next grid."""
 
     def __init__(self) -> None:
         self.running: list[_Execution] = []
+        self.deferred: list[_Deferred] = []
+        self.current: str | None = None  # the base of the grid the driver runs now
+
+    def _name(self, label: str, base: str) -> str:
+        """``label``, naming its grid when the driver has gone on to another one."""
+        return label if base == self.current else f"{label} (grid {posixpath.basename(base)})"
 
     def start(
         self, label: str, key: str, base: str, argv: list[str], env: dict[str, str], t0: float
     ) -> None:
         self.wait()
         log = Path(argv[argv.index("--out") + 1]) / "execute.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
         child = [sys.executable, "-m", "t5x_xfer.evaluate_code", *argv]
         if "--no_progress" not in child:
             child.append("--no_progress")
-        with open(log, "w") as out:
-            proc = subprocess.Popen(child, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.running.append(_Execution(label, key, base, proc, log, t0))
+        self._launch(label, key, base, child, env, log, t0)
         print(f"{label}: decoded; executing the samples in the background (log: {log})", flush=True)
 
+    def defer(
+        self, label: str, key: str, base: str, cmd: list[str], env: dict[str, str], log: Path
+    ) -> None:
+        """Run ``cmd`` (a grid's report) as a child once this grid's executions have ended."""
+        self.deferred.append(_Deferred(label, key, base, cmd, env, log))
+        print(f"{label}: deferred until the grid's executions end (log: {log})", flush=True)
+        self.poll()
+
+    def has(self, base: str, key: str) -> bool:
+        """Whether the grid at ``base``'s stage ``key`` is running or deferred here."""
+        return any(j.base == base and j.key == key for j in [*self.running, *self.deferred])
+
+    def _launch(
+        self,
+        label: str,
+        key: str,
+        base: str,
+        cmd: list[str],
+        env: dict[str, str],
+        log: Path,
+        t0: float,
+    ) -> None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as out:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.running.append(_Execution(label, key, base, proc, log, t0))
+
     def poll(self) -> None:
-        """Report the executions that ended; a failed one stops the driver."""
+        """Report the children that ended (a failed one stops the driver), then start the
+        first deferred report whose grid has nothing left running."""
         for job in [j for j in self.running if j.proc.poll() is not None]:
             self.running.remove(job)
             rc = job.proc.returncode
@@ -433,18 +476,30 @@ class Background:
                     "finished stages are skipped"
                 )
             elapsed = time.perf_counter() - job.t0
-            print(f"{job.label}: finished in {elapsed:.0f} s", flush=True)
+            print(f"{self._name(job.label, job.base)}: finished in {elapsed:.0f} s", flush=True)
+        if self.deferred and not self.running:
+            d = self.deferred.pop(0)
+            print(f"{self._name(d.label, d.base)}: started in the background", flush=True)
+            self._launch(d.label, d.key, d.base, d.cmd, d.env, d.log, time.perf_counter())
 
     def wait(self, base: str | None = None) -> None:
-        """Until the executions (of the grid at ``base``, or all) have ended."""
-        for job in list(self.running):
-            if base is None or job.base == base:
-                job.proc.wait()
-        self.poll()
+        """Until the children (of the grid at ``base``, or all), deferred ones included,
+        have ended."""
+
+        def mine(job: _Execution | _Deferred) -> bool:
+            return base is None or job.base == base
+
+        while any(map(mine, self.running)) or any(map(mine, self.deferred)):
+            # a deferred child of this grid waits for whatever runs before it
+            blocking = [j for j in self.running if mine(j)] or self.running
+            if blocking:
+                blocking[0].proc.wait()
+            self.poll()
 
     def stop(self) -> None:
         """Terminate what still runs (the driver failed or was interrupted): its results
         cache keeps finished programs, so the rerun resumes the stage."""
+        self.deferred.clear()
         for job in self.running:
             job.proc.terminate()
         for job in self.running:
@@ -462,12 +517,15 @@ def run(
     seeds: Sequence[int] | None = None,
     isolate: bool = False,
     background: Background | None = None,
+    defer_report: bool = False,
 ) -> list[str]:
     """Run every unfinished stage in order; returns the keys of the stages it ran.
     ``isolate``: every stage as a child process, else the ``IN_PROCESS`` binaries and the
     decoding of eval stages in this one, and the execution of the samples in a child that
     runs beside the next stages (in ``background``, which the caller then waits for; by
-    default this call waits before it returns)."""
+    default this call waits before it returns). ``defer_report`` (another grid follows, in
+    the same ``background``): the report, if executions still run, becomes a child that
+    starts when they end, so this call returns at once."""
     base = _root(grid, root)
     if "://" in base:
         raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
@@ -478,10 +536,18 @@ def run(
     env = {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
     own = background is None
     bg = Background() if background is None else background
+    bg.current = base
     try:
         for i, stage in enumerate(todo, 1):
             bg.poll()
             label = f"[{i}/{len(todo)}] {stage.key}"
+            if stage.kind == "report" and defer_report and not own and not isolate:
+                bg.poll()
+                if any(job.base == base for job in bg.running):
+                    log = Path(base) / "report" / "report.log"
+                    bg.defer(label, stage.key, base, [sys.executable, *stage.argv], env, log)
+                    ran.append(stage.key)
+                    continue
             if stage.kind == "report":
                 bg.wait(base)
             if stage.is_done():
@@ -576,9 +642,14 @@ def power(grid: Grid, args: argparse.Namespace) -> str:
 
 
 def _command(
-    args: argparse.Namespace, grid: Grid, root: str | None, background: Background
-) -> None:
-    """One of plan, run, status, report for one grid."""
+    args: argparse.Namespace,
+    grid: Grid,
+    root: str | None,
+    background: Background,
+    more: bool = False,
+) -> Path | None:
+    """One of plan, run, status, report for one grid (``more``: another grid follows); a
+    deferred report's file, for the caller to print once the background has ended."""
     for name in args.arms or ():
         if name not in grid.arms:
             raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
@@ -587,9 +658,21 @@ def _command(
     elif args.command == "plan":
         print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
     elif args.command == "run":
-        run(grid, root, args.arms, args.seeds, isolate=args.isolate, background=background)
+        ran = run(
+            grid,
+            root,
+            args.arms,
+            args.seeds,
+            isolate=args.isolate,
+            background=background,
+            defer_report=more,
+        )
         if not args.arms and not args.seeds:
-            print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
+            base = _root(grid, root)
+            report_md = Path(base) / "report" / "report.md"
+            if "report" in ran and background.has(base, "report"):
+                return report_md
+            print(report_md.read_text(), end="")
     elif args.command == "status":
         rows = status(grid, root)
         width = max(len(r["stage"]) for r in rows)
@@ -659,14 +742,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work
         background = Background()
-        for grid in grids:
+        later = []
+        for i, grid in enumerate(grids):
             root = args.root
             if root and len(grids) > 1:
                 root = posixpath.join(root.rstrip("/"), grid.name)
             if len(grids) > 1:
                 print(f"== grid {grid.name} ==", flush=True)
-            _command(args, grid, root, background)
+            report_md = _command(args, grid, root, background, more=i + 1 < len(grids))
+            if report_md is not None:
+                later.append((grid.name, report_md))
         background.wait()
+        for name, report_md in later:
+            print(f"== grid {name}: report ==", flush=True)
+            print(report_md.read_text(), end="")
     except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import sys
 import time
 
 import pytest
@@ -178,3 +179,39 @@ def test_a_failed_background_execution_stops_the_driver_naming_its_log(tmp_path,
         background.wait()
     assert f"--samples {missing}: no such file" in capsys.readouterr().err
     assert not background.running
+
+
+def test_a_deferred_report_starts_once_its_grids_executions_end(tmp_path, capsys):
+    """With another grid to run, a grid's report waits in the background for the grid's
+    executions instead of holding up the driver; the report fails if it starts too early."""
+    background = experiments.Background()
+    background.current = "gridB"  # the driver has gone on to the next grid
+    env, done = dict(os.environ), tmp_path / "executed"
+    execute = f"import pathlib, time; time.sleep(1); pathlib.Path({str(done)!r}).touch()"
+    background._launch(
+        "[10/11] a/seed0/eval",
+        "a/seed0/eval",
+        "gridA",
+        [sys.executable, "-c", execute],
+        env,
+        tmp_path / "execute.log",
+        time.perf_counter(),
+    )
+    report = f"import pathlib, sys; sys.exit(0 if pathlib.Path({str(done)!r}).exists() else 3)"
+    cmd = [sys.executable, "-c", report]
+    background.defer("[11/11] report", "report", "gridA", cmd, env, tmp_path / "report.log")
+    assert background.has("gridA", "report") and not background.has("gridB", "report")
+    background.wait("gridB")  # another grid's wait does not wait for this one
+    assert background.has("gridA", "report")
+    background.wait()
+    out = capsys.readouterr().out
+    assert "[11/11] report: deferred until the grid's executions end" in out
+    finished = out.index("[10/11] a/seed0/eval (grid gridA): finished")
+    assert finished < out.index("[11/11] report (grid gridA): started")
+    assert "[11/11] report (grid gridA): finished" in out
+    assert not background.running and not background.deferred
+
+    fail = [sys.executable, "-c", "raise SystemExit(4)"]
+    background.defer("[11/11] report", "report", "gridA", fail, env, tmp_path / "r.log")
+    with pytest.raises(RuntimeError, match=r"stage report failed \(exit 4; log .*r\.log"):
+        background.wait()
