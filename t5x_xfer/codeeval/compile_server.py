@@ -1,4 +1,4 @@
-"""A warm javac for a worker: one JVM compiles every Java program the worker builds.
+"""Warm toolchain servers for a worker: a javac, and parsers for Python and JavaScript.
 
 Starting javac costs about half a second per program (JVM start and class loading), more than
 compiling a HumanEval-X solution does. The server (``JavacServer.java``, run by the JDK's
@@ -8,6 +8,18 @@ outside the sandbox as the worker's own user, in its own process group, with a b
 Anything unusual (it cannot start, it dies, the compiler itself fails) makes the caller compile
 that program the old way, inside the sandbox; a compile that outlives its timeout is a
 ``timeout`` like any other, and the server is restarted for the next program.
+
+Most samples of a weak model do not parse, and finding that out in the sandbox costs an
+interpreter's start per program (about 50 ms for ``python3`` or ``node --check``, plus the
+sandbox's set-up). A ``ParseServer`` answers in about a millisecond: it compiles the source
+with the same interpreter that runs it and never runs it (Python's ``compile()`` and V8's
+compilation execute nothing from the source), on the same terms as the javac. It answers only
+"parses" or "syntax error"; anything else (it cannot start, it dies, it runs out of time or
+memory, an error that is not a syntax error, Node's ES-module syntax, which ``node --check``
+judges by other rules) makes the caller fall back to the sandboxed steps. Its protocol: the
+request is ``"<len(filename)> <len(source)>\\n"`` and both as UTF-8; the answer
+``"<code> <len(message)>\\n"`` and the message: 0 parses, 1 a syntax error (the message is
+what the interpreter prints), 3 cannot judge.
 """
 
 from __future__ import annotations
@@ -29,7 +41,52 @@ JAVAC_FLAGS = ("-proc:none", "-implicit:none", "-nowarn", "-encoding", "UTF-8")
 COMPILER_FAILED = 3  # JavacServer's code for "the compiler itself failed"
 
 
-class JavacServer:
+class _WarmServer:
+    """A long-lived helper process answering framed requests on its stdin/stdout."""
+
+    proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def _read_line(self, deadline: float) -> str:
+        buf = b""
+        while not buf.endswith(b"\n"):
+            buf += self._read_some(1, deadline)
+        return buf.decode()
+
+    def _read_exact(self, size: int, deadline: float) -> bytes:
+        buf = b""
+        while len(buf) < size:
+            buf += self._read_some(size - len(buf), deadline)
+        return buf
+
+    def _read_some(self, limit: int, deadline: float) -> bytes:
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not sel.select(timeout=remaining):
+                raise TimeoutError
+        chunk = os.read(fd, limit)
+        if not chunk:
+            raise EOFError
+        return chunk
+
+    def close(self) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc = None
+
+
+class JavacServer(_WarmServer):
     """One warm javac process, started on first use; ``compile`` returns None when the caller
     should compile in the sandbox instead."""
 
@@ -39,10 +96,6 @@ class JavacServer:
         self.proc: subprocess.Popen | None = None
         self.warm = False  # has answered a request since it started
         self.failures = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc and self.proc.poll() is None else None
 
     def _start(self) -> None:
         self.proc = subprocess.Popen(
@@ -93,37 +146,128 @@ class JavacServer:
         wall = time.monotonic() - start
         return sb.Outcome(code, "", text.decode("utf-8", "replace"), False, False, wall)
 
-    def _read_line(self, deadline: float) -> str:
-        buf = b""
-        while not buf.endswith(b"\n"):
-            buf += self._read_some(1, deadline)
-        return buf.decode()
 
-    def _read_exact(self, size: int, deadline: float) -> bytes:
-        buf = b""
-        while len(buf) < size:
-            buf += self._read_some(size - len(buf), deadline)
-        return buf
+PARSES, SYNTAX_ERROR, CANNOT_JUDGE = 0, 1, 3
 
-    def _read_some(self, limit: int, deadline: float) -> bytes:
-        fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(timeout=remaining):
-                raise TimeoutError
-        chunk = os.read(fd, limit)
-        if not chunk:
-            raise EOFError
-        return chunk
+# As ``python3 -I -B main.py`` compiles the file (the same compiler, flags and file name),
+# without running it; its memory is bounded so pathological input fails here, not the worker.
+_PYTHON_SERVER = r"""
+import resource, sys, traceback
+resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+while True:
+    head = inp.readline()
+    if not head:
+        break
+    nf, ns = map(int, head.split())
+    filename = inp.read(nf).decode()
+    source = inp.read(ns)
+    try:
+        compile(source, filename, "exec", dont_inherit=True)
+        code, msg = 0, ""
+    except SyntaxError as e:
+        code, msg = 1, "".join(traceback.format_exception_only(type(e), e))
+    except BaseException as e:
+        code, msg = 3, repr(e)
+    data = msg.encode("utf-8", "replace")
+    out.write(b"%d %d\n" % (code, len(data)) + data)
+    out.flush()
+"""
 
-    def close(self) -> None:
-        if self.proc is None:
-            return
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.proc.stdout.close()
-        self.proc = None
+# As ``node --check main.js`` compiles a CommonJS file (Node 20: the module wrapper's body),
+# without running it. ES-module syntax (import/export), which --check would judge as a module,
+# is left to the sandbox.
+_NODE_SERVER = r"""
+const vm = require('vm');
+const PARAMS = ['exports', 'require', 'module', '__filename', '__dirname'];
+const ESM = new RegExp(
+  "Cannot use import statement|Unexpected token 'export'|import\\.meta|await is only valid");
+let buf = Buffer.alloc(0);
+function answer(code, msg) {
+  const data = Buffer.from(msg, 'utf8');
+  process.stdout.write(Buffer.concat([Buffer.from(`${code} ${data.length}\n`), data]));
+}
+function serve() {
+  for (;;) {
+    const nl = buf.indexOf(10);
+    if (nl < 0) return;
+    const [nf, ns] = buf.subarray(0, nl).toString().split(' ').map(Number);
+    if (buf.length < nl + 1 + nf + ns) return;
+    const filename = buf.subarray(nl + 1, nl + 1 + nf).toString('utf8');
+    let source = buf.subarray(nl + 1 + nf, nl + 1 + nf + ns).toString('utf8');
+    buf = buf.subarray(nl + 1 + nf + ns);
+    if (source.charCodeAt(0) === 0xFEFF) source = source.slice(1);
+    try {
+      vm.compileFunction(source, PARAMS, { filename });
+      answer(0, '');
+    } catch (e) {
+      if (e instanceof SyntaxError && !ESM.test(e.message)) {
+        answer(1, `${String(e.stack || e).split('\n    at ')[0]}\n`);
+      } else {
+        answer(3, String(e));
+      }
+    }
+  }
+}
+process.stdin.on('data', (d) => { buf = Buffer.concat([buf, d]); serve(); });
+"""
+
+
+def server_argv(language: str, tools: dict[str, str]) -> list[str] | None:
+    """The parse server's command for ``language`` with its toolchain, or None (none)."""
+    if language == "python":
+        return [tools["python3"], "-I", "-S", "-B", "-c", _PYTHON_SERVER]
+    if language == "js":
+        return [tools["node"], "--max-old-space-size=256", "-e", _NODE_SERVER]
+    return None
+
+
+class ParseServer(_WarmServer):
+    """One warm parser process, started on first use; ``check`` returns None when the caller
+    should judge the program in the sandbox instead."""
+
+    def __init__(self, argv: list[str], start_timeout_s: float = 30.0) -> None:
+        self.argv = argv
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.warm = False
+        self.failures = 0
+
+    def check(self, filename: str, source: str, timeout_s: float = 10.0) -> sb.Outcome | None:
+        """An Outcome as if the interpreter had checked ``source`` (returncode 0: it parses;
+        1: a syntax error, on stderr), or None."""
+        if self.failures >= 3:  # keeps failing here: stop trying
+            return None
+        if self.pid is None:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                )
+            except OSError:
+                self.failures += 1
+                return None
+            self.warm = False
+        try:  # as the program's file is written: strict UTF-8
+            name, text = filename.encode(), source.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        start = time.monotonic()
+        deadline = start + timeout_s + (0.0 if self.warm else self.start_timeout_s)
+        try:
+            self.proc.stdin.write(b"%d %d\n" % (len(name), len(text)) + name + text)
+            self.proc.stdin.flush()
+            code, size = (int(x) for x in self._read_line(deadline).split())
+            message = self._read_exact(size, deadline).decode("utf-8", "replace")
+        except (OSError, ValueError, EOFError, TimeoutError):
+            self.close()
+            self.failures += 1
+            return None
+        self.warm = True
+        if code not in (PARSES, SYNTAX_ERROR):
+            return None
+        return sb.Outcome(code, "", message, False, False, time.monotonic() - start)

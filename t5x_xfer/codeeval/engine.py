@@ -26,7 +26,7 @@ from pathlib import Path
 
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import sandbox as sb
-from t5x_xfer.codeeval.compile_server import JavacServer
+from t5x_xfer.codeeval.compile_server import JavacServer, ParseServer, server_argv
 from t5x_xfer.codeeval.toolchains import Toolchain, tools_dir
 from t5x_xfer.io_utils import write_atomic
 
@@ -51,6 +51,7 @@ class ExecConfig:
     limits: sb.Limits = sb.Limits()
     timeout_scale: float = 1.0
     warm_javac: bool = True  # compile Java in one warm JVM per worker (compile_server)
+    warm_parse: bool = True  # check Python and JS syntax in warm parsers first (compile_server)
 
     def salt(self, language: str) -> str:
         """What besides the source determines a result: recipe, toolchain, limits, timeouts."""
@@ -88,12 +89,28 @@ def _own(path: Path, uid: int, gid: int, mode_dir: int, mode_file: int) -> None:
 
 
 def run_program(
-    program: Program, box: sb.Sandbox, config: ExecConfig, javac: JavacServer | None = None
+    program: Program,
+    box: sb.Sandbox,
+    config: ExecConfig,
+    javac: JavacServer | None = None,
+    parsers: dict[str, ParseServer] | None = None,
 ) -> dict:
     """Build and run one program in the sandbox and judge it. ``javac``: a warm compiler for
-    Java's build step (the program still runs in the sandbox)."""
+    Java's build step; ``parsers``: warm syntax checks by language (the program still runs in
+    the sandbox)."""
     spec = L.LANGUAGES[program.language]
     tools = config.toolchains[program.language].tools
+    result = {"status": "", "phase": "build", "returncode": None, "build_s": 0.0, "run_s": 0.0}
+    build = True
+    parser = (parsers or {}).get(program.language)
+    if parser is not None and spec.parse is not None:
+        inner = box.inner(box.slot.dir / "work", sb.INNER_WORKDIR)
+        out = parser.check(f"{inner}/{spec.parse}", dict(program.files)[spec.parse])
+        if out is not None:
+            result["build_s"] += out.wall_s
+            if out.returncode != 0:
+                return {**result, **_describe(out), "status": "compile_error"}
+            build = False  # it parses: the build steps would only check that
     slot = box.slot
     work, tmp = slot.dir / "work", slot.dir / "tmp"
     for d in (work, tmp):
@@ -116,9 +133,8 @@ def run_program(
             _own(cache, uid, uid, 0o700, 0o600)
         rw[cache] = "/gocache"
         env = {**env, "GOCACHE": box.inner(cache, "/gocache")}
-    result = {"status": "", "phase": "build", "returncode": None, "build_s": 0.0, "run_s": 0.0}
     scale = config.timeout_scale
-    for argv in spec.build(tools, w):
+    for argv in spec.build(tools, w) if build else []:
         out = None
         if javac is not None and program.language == "java":
             out = javac.compile(work / "Main.java", work, spec.compile_timeout_s * scale)
@@ -190,7 +206,13 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
     javac = None
     if config.warm_javac and java is not None and java.ready:
         javac = JavacServer(java.tools["java"])
-        box.keep_alive = lambda: frozenset({javac.pid} if javac.pid else ())
+    parsers = {}
+    for name, chain in config.toolchains.items() if config.warm_parse else ():
+        argv = server_argv(name, chain.tools) if chain.ready else None
+        if argv is not None and L.LANGUAGES[name].parse is not None:
+            parsers[name] = ParseServer(argv)
+    servers = [s for s in [javac, *parsers.values()] if s is not None]
+    box.keep_alive = lambda: frozenset(s.pid for s in servers if s.pid)
     outbox.send(("ready", slot.index))
     try:
         while True:
@@ -198,13 +220,13 @@ def worker_main(inbox: Connection, outbox: Connection) -> None:
             if program is None:
                 break
             try:
-                result = run_program(program, box, config, javac)
+                result = run_program(program, box, config, javac, parsers)
             except Exception as e:  # an evaluator bug, never a model failure
                 result = {"status": "environment_error", "phase": "engine", "stderr": repr(e)}
             outbox.send(("result", program.key, result))
     finally:
-        if javac is not None:
-            javac.close()
+        for server in servers:
+            server.close()
         slot.release()
 
 

@@ -38,9 +38,11 @@ def prepare(
     limits: sb.Limits | None = None,
     timeout_scale: float = 1.0,
     warm_javac: bool = True,
+    warm_parse: bool = True,
 ) -> tuple[engine.ExecConfig, list[engine.Program]]:
     """Validate everything and assemble the programs, raising before any execution.
-    ``warm_javac=False`` runs javac in the sandbox for every Java program (the reference)."""
+    ``warm_javac=False`` runs javac in the sandbox for every Java program, ``warm_parse=False``
+    checks Python and JavaScript syntax there too (the references)."""
     D.check_samples(list(samples), problems)
     if timeout_scale <= 0:
         raise ValueError(f"timeout_scale must be positive, got {timeout_scale}")
@@ -55,7 +57,9 @@ def prepare(
         )
     found = sb.probe(sandbox_tier)
     sb.check_allowed(found, unsafe)
-    config = engine.ExecConfig(found, chains, limits or sb.Limits(), timeout_scale, warm_javac)
+    config = engine.ExecConfig(
+        found, chains, limits or sb.Limits(), timeout_scale, warm_javac, warm_parse
+    )
     programs = []
     for s in samples:
         problem = problems[s.language][s.task_id]
@@ -79,6 +83,7 @@ def evaluate(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     warm_javac: bool = True,
+    warm_parse: bool = True,
 ) -> Evaluation:
     """Execute every sample and write results.jsonl, summary.json and report.md to out_dir.
 
@@ -96,6 +101,7 @@ def evaluate(
         limits=limits,
         timeout_scale=timeout_scale,
         warm_javac=warm_javac,
+        warm_parse=warm_parse,
     )
     cache = Path(cache_dir) if cache_dir else out / "cache"
     results, stats = engine.execute(

@@ -305,6 +305,9 @@ class Language:
     ``build``/``run`` get resolved tool paths (see ``toolchains``) and the work dir path as
     seen inside the sandbox; ``env`` likewise. ``missing_library`` matches compiler or runtime
     output that means a benchmark dependency is absent: scored environment_error, not failure.
+    ``parse``: the file a warm parser of the worker checks first (``compile_server``): a syntax
+    error is the compile_error the sandbox would find, and a file that parses skips ``build``
+    (for these languages only a syntax check).
     """
 
     name: str
@@ -320,6 +323,7 @@ class Language:
     compile_timeout_s: float
     run_timeout_s: float
     version: int = 1  # bump to invalidate cached results when the recipe changes
+    parse: str | None = None
 
 
 def _no_env(tools: Mapping[str, str]) -> dict[str, str]:
@@ -376,7 +380,8 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"No module named '?numpy",
             compile_timeout_s=0,
             run_timeout_s=15,
-            version=2,  # 2: passed only when the tests all ran (TESTS_DONE)
+            version=3,  # 2: passed only when the tests all ran (TESTS_DONE); 3: parse server
+            parse="main.py",
         ),
         Language(
             name="cpp",
@@ -430,7 +435,8 @@ LANGUAGES: dict[str, Language] = {
             missing_library=r"Cannot find module 'js-md5'",
             compile_timeout_s=30,
             run_timeout_s=15,
-            version=2,  # 2: passed only when the tests all ran (TESTS_DONE)
+            version=3,  # 2: passed only when the tests all ran (TESTS_DONE); 3: parse server
+            parse="main.js",
         ),
         Language(
             name="go",

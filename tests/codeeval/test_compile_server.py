@@ -123,3 +123,91 @@ def test_fast_link_recipes_still_pass_ground_truth(tmp_path, language: str) -> N
     ] + [D.Sample(f"{prefix}/0", fakes.DEFAULT_BODY[language], language)]
     result = evaluate(samples, problems, out_dir=tmp_path, progress=False)
     assert [r["status"] for r in result.rows] == ["passed"] * 3 + ["failed"], result.rows
+
+
+def _interpreters() -> dict[str, str]:
+    fakes.require_languages("python", "js")
+    chains = fakes._chains()
+    return {"python3": chains["python"].tools["python3"], "node": chains["js"].tools["node"]}
+
+
+def test_parse_server_answers_parses_or_syntax_error_and_hands_back_the_rest() -> None:
+    """Python's compile() and Node's CommonJS compilation, nothing run: a syntax error with the
+    interpreter's message; ES-module syntax, which node --check judges by its own rules, and a
+    server that died or cannot start hand the program back to the sandbox (None)."""
+    tools = _interpreters()
+    py = compile_server.ParseServer(compile_server.server_argv("python", tools))
+    js = compile_server.ParseServer(compile_server.server_argv("js", tools))
+    try:
+        ran = "import pathlib; pathlib.Path('/tmp/t5x_xfer_parse_ran').touch()\n"
+        assert py.check("/w/main.py", ran).returncode == 0
+        assert not os.path.exists("/tmp/t5x_xfer_parse_ran")  # parsed, never run
+        out = py.check("/w/main.py", "def f(:\n    pass\n")
+        assert out.returncode == 1 and 'File "/w/main.py", line 1' in out.stderr, out
+        assert "SyntaxError" in out.stderr
+        out = py.check("/w/main.py", "if x:\nreturn 1\n")
+        assert out.returncode == 1 and "IndentationError" in out.stderr, out
+        assert py.check("/w/main.py", "x = " + "(" * 10_000 + "\n").returncode == 1
+        assert js.check("/w/main.js", "const f = (a) => a + 1;\nreturn f(1);\n").returncode == 0
+        out = js.check("/w/main.js", "const f = (a => {\n")
+        assert out.returncode == 1 and "/w/main.js:" in out.stderr, out
+        assert "SyntaxError" in out.stderr
+        assert js.check("/w/main.js", "import x from 'y';\n") is None
+        assert js.check("/w/main.js", "await f();\n") is None
+        pid = py.pid
+        os.kill(pid, 9)
+        py.proc.wait()
+        assert py.check("/w/main.py", "x = 1\n").returncode == 0 and py.pid != pid  # restarted
+    finally:
+        py.close()
+        js.close()
+    missing = compile_server.ParseServer(["/nonexistent/python3", "-c", "pass"])
+    assert missing.check("/w/main.py", "x = 1\n") is None and missing.failures == 1
+    dies = compile_server.ParseServer([sys.executable, "-c", "import sys; sys.stdin.readline()"])
+    assert dies.check("/w/main.py", "x = 1\n") is None and dies.failures == 1  # mid-request
+    silent = compile_server.ParseServer(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_timeout_s=0.5
+    )
+    try:
+        assert silent.check("/w/main.py", "x = 1\n", timeout_s=0.2) is None
+    finally:
+        silent.close()
+
+
+def test_parse_servers_judge_like_the_sandbox(tmp_path) -> None:
+    """Passed, failed, runtime error and the kinds of syntax errors: the same status with
+    the warm parsers as with the sandboxed interpreters alone."""
+    from t5x_xfer.codeeval import minibench
+
+    fakes.require_sandbox()
+    _interpreters()
+    problems = D.load_problems(["python", "js"], minibench.MINIBENCH_DIR)
+    py, js = problems["python"]["Python/0"], problems["js"]["JavaScript/0"]
+    cases = [
+        ("Python/0", py["canonical_solution"], "passed"),
+        ("Python/0", fakes.DEFAULT_BODY["python"], "failed"),
+        ("Python/0", fakes.THROW_BODY["python"], "runtime_error"),
+        ("Python/0", "    return a +\n", "compile_error"),
+        ("Python/0", "  return a\n    return b\n", "compile_error"),  # indentation
+        ("Python/0", "    nonlocal q\n    return a + b\n", "compile_error"),  # symtable
+        ("JavaScript/0", js["canonical_solution"], "passed"),
+        ("JavaScript/0", fakes.THROW_BODY["js"], "runtime_error"),
+        ("JavaScript/0", "  return a +;\n}\n", "compile_error"),
+        ("JavaScript/0", "  let a = 1;\n  return a;\n}\n", "compile_error"),  # redeclared
+        # node --check lets an import statement through (as a module); it fails when run
+        ("JavaScript/0", "  return a + b;\n}\nimport x from 'y';\n", "runtime_error"),
+        # not CommonJS, which the parser hands back: node itself runs it
+        ("JavaScript/0", "  return a + b;\n}\nawait 1;\n", "passed"),
+    ]
+    samples = [D.Sample(t, c, "python" if t.startswith("Python") else "js") for t, c, _ in cases]
+    statuses = {
+        warm: [
+            r["status"]
+            for r in evaluate(
+                samples, problems, out_dir=tmp_path / str(warm), progress=False, warm_parse=warm
+            ).rows
+        ]
+        for warm in (True, False)
+    }
+    assert statuses[True] == statuses[False], statuses
+    assert statuses[True] == [s for _, _, s in cases], statuses
