@@ -541,13 +541,12 @@ def run(
         for i, stage in enumerate(todo, 1):
             bg.poll()
             label = f"[{i}/{len(todo)}] {stage.key}"
-            if stage.kind == "report" and defer_report and not own and not isolate:
-                bg.poll()
-                if any(job.base == base for job in bg.running):
-                    log = Path(base) / "report" / "report.log"
-                    bg.defer(label, stage.key, base, [sys.executable, *stage.argv], env, log)
-                    ran.append(stage.key)
-                    continue
+            deferrable = stage.kind == "report" and defer_report and not own and not isolate
+            if deferrable and any(job.base == base for job in bg.running):
+                log = Path(base) / "report" / "report.log"
+                bg.defer(label, stage.key, base, [sys.executable, *stage.argv], env, log)
+                ran.append(stage.key)
+                continue
             if stage.kind == "report":
                 bg.wait(base)
             if stage.is_done():
@@ -658,7 +657,7 @@ def _command(
     elif args.command == "plan":
         print("\n".join(plan(grid, root, args.launcher, args.launcher_args)))
     elif args.command == "run":
-        ran = run(
+        run(
             grid,
             root,
             args.arms,
@@ -670,7 +669,7 @@ def _command(
         if not args.arms and not args.seeds:
             base = _root(grid, root)
             report_md = Path(base) / "report" / "report.md"
-            if "report" in ran and background.has(base, "report"):
+            if background.has(base, "report"):
                 return report_md
             print(report_md.read_text(), end="")
     elif args.command == "status":

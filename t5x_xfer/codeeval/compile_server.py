@@ -42,13 +42,50 @@ COMPILER_FAILED = 3  # JavacServer's code for "the compiler itself failed"
 
 
 class _WarmServer:
-    """A long-lived helper process answering framed requests on its stdin/stdout."""
+    """A long-lived helper process answering framed requests on its stdin/stdout, started on
+    first use and again after it died; after three failures it is no longer tried."""
 
-    proc: subprocess.Popen | None = None
+    def __init__(self, argv: list[str], start_timeout_s: float) -> None:
+        self.argv = argv
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen | None = None
+        self.warm = False  # has answered a request since it started
+        self.failures = 0
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc and self.proc.poll() is None else None
+
+    def _ready(self) -> bool:
+        """Started (now, if it was not running), unless it keeps failing or cannot start."""
+        if self.failures >= 3:  # the server keeps failing here: stop trying
+            return False
+        if self.pid is None:
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                )
+            except OSError:
+                self.failures += 1
+                return False
+            self.warm = False
+        return True
+
+    def _exchange(self, request: bytes, timeout_s: float) -> tuple[int, bytes]:
+        """Send ``request``; the answer's ``"<code> <size>\\n"`` head and its payload. The
+        first request also waits for the server's start-up."""
+        deadline = time.monotonic() + timeout_s + (0.0 if self.warm else self.start_timeout_s)
+        self.proc.stdin.write(request)
+        self.proc.stdin.flush()
+        code, size = (int(x) for x in self._read_line(deadline).split())
+        payload = self._read_exact(size, deadline)
+        self.warm = True
+        return code, payload
 
     def _read_line(self, deadline: float) -> str:
         buf = b""
@@ -91,45 +128,19 @@ class JavacServer(_WarmServer):
     should compile in the sandbox instead."""
 
     def __init__(self, java: str, start_timeout_s: float = 60.0) -> None:
-        self.java = java
-        self.start_timeout_s = start_timeout_s
-        self.proc: subprocess.Popen | None = None
-        self.warm = False  # has answered a request since it started
-        self.failures = 0
-
-    def _start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.java, *JVM_FLAGS, str(SOURCE)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-        )
-        self.warm = False
+        # The first request also pays the JVM's start (the source launcher compiles the server).
+        super().__init__([java, *JVM_FLAGS, str(SOURCE)], start_timeout_s)
 
     def compile(self, source: Path, out_dir: Path, timeout_s: float) -> sb.Outcome | None:
         """Compile ``source`` into ``out_dir``; an Outcome as if javac had run in the sandbox."""
-        if self.failures >= 3:  # the server keeps failing here: stop trying
-            return None
         args = [*JAVAC_FLAGS, "-classpath", str(out_dir), "-d", str(out_dir), str(source)]
         if any("\t" in a or "\n" in a for a in args):  # not expressible in the protocol
             return None
-        if self.pid is None:
-            try:
-                self._start()
-            except OSError:
-                self.failures += 1
-                return None
+        if not self._ready():
+            return None
         start = time.monotonic()
-        # The first request also pays the JVM's start (the source launcher compiles the server).
-        deadline = start + timeout_s + (0.0 if self.warm else self.start_timeout_s)
         try:
-            self.proc.stdin.write(("\t".join(args) + "\n").encode())
-            self.proc.stdin.flush()
-            head = self._read_line(deadline)
-            code, size = (int(x) for x in head.split())
-            text = self._read_exact(size, deadline)
+            code, text = self._exchange(("\t".join(args) + "\n").encode(), timeout_s)
         except TimeoutError:
             self.close()
             wall = time.monotonic() - start
@@ -138,7 +149,6 @@ class JavacServer(_WarmServer):
             self.close()
             self.failures += 1
             return None
-        self.warm = True
         if code == COMPILER_FAILED:
             self.close()
             self.failures += 1
@@ -147,7 +157,7 @@ class JavacServer(_WarmServer):
         return sb.Outcome(code, "", text.decode("utf-8", "replace"), False, False, wall)
 
 
-PARSES, SYNTAX_ERROR, CANNOT_JUDGE = 0, 1, 3
+PARSES, SYNTAX_ERROR = 0, 1  # and 3: cannot judge
 
 # As ``python3 -I -B main.py`` compiles the file (the same compiler, flags and file name),
 # without running it; its memory is bounded so pathological input fails here, not the worker.
@@ -227,47 +237,27 @@ class ParseServer(_WarmServer):
     should judge the program in the sandbox instead."""
 
     def __init__(self, argv: list[str], start_timeout_s: float = 30.0) -> None:
-        self.argv = argv
-        self.start_timeout_s = start_timeout_s
-        self.proc: subprocess.Popen | None = None
-        self.warm = False
-        self.failures = 0
+        super().__init__(argv, start_timeout_s)
 
     def check(self, filename: str, source: str, timeout_s: float = 10.0) -> sb.Outcome | None:
         """An Outcome as if the interpreter had checked ``source`` (returncode 0: it parses;
         1: a syntax error, on stderr), or None."""
-        if self.failures >= 3:  # keeps failing here: stop trying
-            return None
-        if self.pid is None:
-            try:
-                self.proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                    env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-                )
-            except OSError:
-                self.failures += 1
-                return None
-            self.warm = False
         try:  # as the program's file is written: strict UTF-8
             name, text = filename.encode(), source.encode("utf-8")
         except UnicodeEncodeError:
             return None
+        if not self._ready():
+            return None
         start = time.monotonic()
-        deadline = start + timeout_s + (0.0 if self.warm else self.start_timeout_s)
         try:
-            self.proc.stdin.write(b"%d %d\n" % (len(name), len(text)) + name + text)
-            self.proc.stdin.flush()
-            code, size = (int(x) for x in self._read_line(deadline).split())
-            message = self._read_exact(size, deadline).decode("utf-8", "replace")
+            code, message = self._exchange(
+                b"%d %d\n" % (len(name), len(text)) + name + text, timeout_s
+            )
         except (OSError, ValueError, EOFError, TimeoutError):
             self.close()
             self.failures += 1
             return None
-        self.warm = True
         if code not in (PARSES, SYNTAX_ERROR):
             return None
-        return sb.Outcome(code, "", message, False, False, time.monotonic() - start)
+        wall = time.monotonic() - start
+        return sb.Outcome(code, "", message.decode("utf-8", "replace"), False, False, wall)

@@ -101,18 +101,18 @@ def run_program(
     spec = L.LANGUAGES[program.language]
     tools = config.toolchains[program.language].tools
     result = {"status": "", "phase": "build", "returncode": None, "build_s": 0.0, "run_s": 0.0}
+    slot = box.slot
+    work, tmp = slot.dir / "work", slot.dir / "tmp"
+    w = box.inner(work, sb.INNER_WORKDIR)
     build = True
     parser = (parsers or {}).get(program.language)
     if parser is not None and spec.parse is not None:
-        inner = box.inner(box.slot.dir / "work", sb.INNER_WORKDIR)
-        out = parser.check(f"{inner}/{spec.parse}", dict(program.files)[spec.parse])
+        out = parser.check(f"{w}/{spec.parse}", dict(program.files)[spec.parse])
         if out is not None:
             result["build_s"] += out.wall_s
             if out.returncode != 0:
                 return {**result, **_describe(out), "status": "compile_error"}
             build = False  # it parses: the build steps would only check that
-    slot = box.slot
-    work, tmp = slot.dir / "work", slot.dir / "tmp"
     for d in (work, tmp):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(mode=0o700)
@@ -121,7 +121,6 @@ def run_program(
     uid = box.uid if box.uid is not None else os.geteuid()
     _own(work, uid, uid, 0o700, 0o600)
     _own(tmp, uid, uid, 0o700, 0o600)
-    w = box.inner(work, sb.INNER_WORKDIR)
     env = spec.env(tools)
     rw: dict[Path, str] = {}
     if program.language == "go":
