@@ -220,17 +220,27 @@ def _decode_first(
     return samples, problems
 
 
+_READY: set[tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = set()
+
+
 def _preflight(
     languages: Sequence[str], sandbox: str | None, unsafe: bool, probe_sandbox: bool = True
 ) -> None:
-    """The checks ``evaluate`` makes before executing, made before decoding instead."""
-    missing = {lang: c.missing for lang, c in tc.discover(list(languages)).items() if not c.ready}
-    if missing:
-        details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
-        raise RuntimeError(
-            f"toolchain missing for {sorted(missing)}: {details}. See `python -m "
-            "t5x_xfer.codeeval doctor`, or leave those languages out with --languages."
-        )
+    """The checks ``evaluate`` makes before executing, made before decoding instead.
+    Toolchains found ready are not looked for again in this process (a grid driver evaluates
+    many checkpoints) while the settings they were found with stay; the execution looks again."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k == "PATH" or k.startswith("T5X")))
+    key = (tuple(sorted(languages)), env)
+    if key not in _READY:
+        chains = tc.discover(list(languages))
+        missing = {lang: c.missing for lang, c in chains.items() if not c.ready}
+        if missing:
+            details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
+            raise RuntimeError(
+                f"toolchain missing for {sorted(missing)}: {details}. See `python -m "
+                "t5x_xfer.codeeval doctor`, or leave those languages out with --languages."
+            )
+        _READY.add(key)
     if probe_sandbox:
         sb.check_allowed(sb.probe(sandbox), unsafe)
 

@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from t5x_xfer.codeeval import languages as L
@@ -196,7 +197,12 @@ def discover(languages: Iterable[str], *, shared: bool | None = None) -> dict[st
     """Toolchains for ``languages``. ``shared``: tools must be usable by other users
     (default: when running as root, where the sandbox switches to unprivileged users)."""
     need_shared = os.geteuid() == 0 if shared is None else shared
-    return {lang: _discover_one(lang, need_shared) for lang in L.check_languages(list(languages))}
+    langs = L.check_languages(list(languages))
+    # Concurrently: the work is waiting for each tool's --version (javac's JVM start alone
+    # takes a third of a second), and the evaluation waits for all of them.
+    with ThreadPoolExecutor(max_workers=max(len(langs), 1)) as pool:
+        chains = list(pool.map(lambda lang: _discover_one(lang, need_shared), langs))
+    return dict(zip(langs, chains, strict=True))
 
 
 def doctor() -> int:

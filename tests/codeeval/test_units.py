@@ -14,6 +14,7 @@ from t5x_xfer.codeeval import data as D
 from t5x_xfer.codeeval import languages as L
 from t5x_xfer.codeeval import results
 from t5x_xfer.codeeval import sandbox as sb
+from t5x_xfer.codeeval import toolchains as tc
 from tests.codeeval import fakes
 
 
@@ -177,3 +178,26 @@ def test_loader_reads_hf_layout(tmp_path) -> None:
     assert D.load_problems(["python"], tmp_path)["python"]["Python/0"] == record
     with pytest.raises(FileNotFoundError, match="no HumanEval-X file for 'cpp'"):
         D.load_problems(["cpp"], tmp_path)
+
+
+def test_preflight_looks_for_toolchains_once_per_setting(tmp_path, monkeypatch) -> None:
+    """A grid driver checks the toolchains before each checkpoint's decoding: found ready, they
+    are not looked for again while PATH and the T5X_* settings stay; a changed setting is
+    looked at anew, and a missing toolchain still fails before any decoding."""
+    if not tc.discover(["python"])["python"].ready:
+        pytest.skip(
+            "python toolchain missing: " + "; ".join(tc.discover(["python"])["python"].missing)
+        )
+    calls = []
+    real = tc.discover
+    monkeypatch.setattr(
+        tc, "discover", lambda langs, **kw: calls.append(list(langs)) or real(langs, **kw)
+    )
+    monkeypatch.setattr(cli, "_READY", set())
+    cli._preflight(["python"], None, unsafe=True, probe_sandbox=False)
+    cli._preflight(["python"], None, unsafe=True, probe_sandbox=False)
+    assert calls == [["python"]]
+    monkeypatch.setenv("T5X_CODEEVAL_PYTHON3", str(tmp_path / "no-python"))
+    with pytest.raises(RuntimeError, match=r"toolchain missing for \['python'\].*no-python"):
+        cli._preflight(["python"], None, unsafe=True, probe_sandbox=False)
+    assert calls == [["python"], ["python"]]

@@ -22,9 +22,15 @@ def task_texts(data_dir: str | Path, split: str = "train") -> Iterator[str]:
         task = seqio.get_mixture_or_task(name)
         if split not in task.splits:
             continue
-        ds = task.get_dataset(sequence_length=None, split=split, shuffle=False)
+        # The source and the text preprocessors, no further: the texts the tokenizer will see
+        # (the tokenizing, caching and EOS steps after them would only be undone here).
+        ds = task.source.get_dataset(split=split, shuffle=False)
+        for step in task.preprocessors:
+            if step is seqio.preprocessors.tokenize:
+                break
+            ds = step(ds)
         for ex in ds.as_numpy_iterator():
-            for key in ("inputs_pretokenized", "targets_pretokenized"):
+            for key in ("inputs", "targets"):
                 yield ex[key].decode("utf-8")
     for path in sorted(Path(minibench.MINIBENCH_DIR).rglob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as f:
