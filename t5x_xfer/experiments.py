@@ -682,6 +682,27 @@ def _command(
         print((Path(_root(grid, root)) / "report" / "report.md").read_text(), end="")
 
 
+def _minutes(seconds: float) -> str:
+    """
+    >>> _minutes(201.4), _minutes(42.0)
+    ('3 min 21 s', '42 s')
+    """
+    m, sec = divmod(round(seconds), 60)
+    return f"{m} min {sec} s" if m else f"{sec} s"
+
+
+def _time_used(t0: float, times0: os.times_result) -> str:
+    """Wall and CPU time since ``t0`` / ``times0``, this process and its finished children.
+    CPU time is the steadier figure on a shared machine, whose speed varies between runs."""
+    now = os.times()
+    user = now.user + now.children_user - times0.user - times0.children_user
+    system = now.system + now.children_system - times0.system - times0.children_system
+    return (
+        f"run: {_minutes(time.perf_counter() - t0)} wall, {_minutes(user + system)} CPU "
+        f"(user {_minutes(user)}, system {_minutes(system)}; this process and its stages)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _, bindings, rest = gin_utils.split_flags(argv)
@@ -738,6 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not args.power:
         parser.error(f"--{extra[0]} is a --power flag: use plan --power --{extra[0]} ...")
     logs.setup(args.verbose)
+    started = (time.perf_counter(), os.times())
     try:
         grids = [load_grid(path, bindings) for path in args.grid]  # all checked before work
         background = Background()
@@ -755,6 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, report_md in later:
             print(f"== grid {name}: report ==", flush=True)
             print(report_md.read_text(), end="")
+        if args.command == "run":
+            print(_time_used(*started), flush=True)
     except (ValueError, OSError, RuntimeError) as e:
         print(f"error: {gin_utils.error_line(e)}", file=sys.stderr)
         return 2

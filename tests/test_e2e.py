@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -100,6 +101,9 @@ def test_debug_experiment_resumes_after_sigkill(tmp_path):
         assert (report / f"pass_at_1_{lang}.png").stat().st_size > 0
     assert "cnn_dailymail" in (report / "report.md").read_text()
     assert any((root / ".jax_cache").iterdir())  # stages share compiled programs
+    assert re.fullmatch(
+        r"run: .+ wall, .+ CPU \(user .+, system .+\)", out.strip().splitlines()[-1]
+    )
 
 
 @pytest.mark.slow
@@ -138,6 +142,11 @@ def test_decoder_only_debug_grid_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "T5X_HUMANEVAL_X_DIR"}
     done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
+    # The run ends with its wall and CPU time, the stages' own processes counted (the driver
+    # alone, which here only starts them, takes a few seconds).
+    last = done.stdout.strip().splitlines()[-1]
+    used = re.fullmatch(r"run: .+ wall, (?:(\d+) min )?(\d+) s CPU \(user .+, system .+\)", last)
+    assert used and int(used[1] or 0) * 60 + int(used[2]) >= 10, last
     from t5x_xfer import checkpoints
 
     assert checkpoints.load_model(root / "cnn_dailymail" / "seed0" / "target").family == "llama"
