@@ -210,7 +210,8 @@ def train(
     ``task_cache_dir``: a local directory where the tokenized tasks are cached on first use
     and read from then on (``t5x_xfer.tasks.cache``); None tokenizes on the fly.
     Returns the final train (and eval) metrics, where the run started from, and how its data
-    position was reached (``start``, ``restored`` from the checkpoint, or ``replayed``).
+    position was reached (``start``, ``restored`` from the checkpoint, ``replayed``, or
+    ``unused``: a finished run resumed, which draws no batch).
     """
     if not isinstance(model, BaseModel):
         raise TypeError(f"model must be a t5x_xfer BaseModel, got {type(model).__name__}")
@@ -277,17 +278,24 @@ def train(
             dropout_seed=seed,
         )
         resume_step = start if source == "resume" else None
-        batches = _train_batches(
-            mixture_or_task_name,
-            model,
-            task_feature_lengths,
-            per_host,
-            seed,
-            mesh,
-            model_dir,
-            use_cached=task_cache_dir is not None,
-        )
-        position = data_position.start_at(batches, start)
+        if start >= train_steps:  # a step-0 save (the "pretrained" stage) or a finished run:
+            # no step will draw a batch, so no input pipeline is built (seconds of tf.data)
+            batches = data_position.DataIterator(
+                [], lambda batch: batch, model_dir, jax.process_index(), saveable=False
+            )
+            position = "start" if start == 0 else "unused"
+        else:
+            batches = _train_batches(
+                mixture_or_task_name,
+                model,
+                task_feature_lengths,
+                per_host,
+                seed,
+                mesh,
+                model_dir,
+                use_cached=task_cache_dir is not None,
+            )
+            position = data_position.start_at(batches, start)
         loop = trainer_lib.Trainer(
             jax.jit(
                 step_fn,

@@ -83,6 +83,25 @@ def test_stage_chaining_and_run_outputs(setup):
     evaluated = json.loads((inter / "summary.json").read_text())["eval"]
     assert evaluated["loss"] > 0
     assert 0 <= evaluated["xfer_commonsense_qa/accuracy"] <= 100  # seqio metric, greedy decodes
+    # Run again when finished: it resumes at its last step and draws no batch.
+    assert (
+        train.main(
+            _argv(
+                setup,
+                inter,
+                '--gin.MIXTURE_OR_TASK_NAME="xfer_mix_commonsense_qa"',
+                "--gin.TRAIN_STEPS=4",
+            )
+        )
+        == 0
+    )
+    again = json.loads((inter / "summary.json").read_text())
+    assert (again["restored_from"], again["step"], again["data_position"]) == (
+        "resume",
+        4,
+        "unused",
+    )
+    assert _steps(inter) == [2, 4]
 
     target = setup["root"] / "target"
     rc = train.main(_argv(setup, target, f'--gin.INIT_CHECKPOINT="{inter}"', "--gin.TRAIN_STEPS=0"))
