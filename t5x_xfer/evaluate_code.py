@@ -232,14 +232,7 @@ def _preflight(
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k == "PATH" or k.startswith("T5X")))
     key = (tuple(sorted(languages)), env)
     if key not in _READY:
-        chains = tc.discover(list(languages))
-        missing = {lang: c.missing for lang, c in chains.items() if not c.ready}
-        if missing:
-            details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
-            raise RuntimeError(
-                f"toolchain missing for {sorted(missing)}: {details}. See `python -m "
-                "t5x_xfer.codeeval doctor`, or leave those languages out with --languages."
-            )
+        tc.require_ready(languages, fix="leave those languages out with --languages")
         _READY.add(key)
     if probe_sandbox:
         sb.check_allowed(sb.probe(sandbox), unsafe)

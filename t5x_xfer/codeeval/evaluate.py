@@ -47,14 +47,7 @@ def prepare(
     if timeout_scale <= 0:
         raise ValueError(f"timeout_scale must be positive, got {timeout_scale}")
     needed = sorted({s.language for s in samples})
-    chains = tc.discover(needed)
-    missing = {lang: c.missing for lang, c in chains.items() if not c.ready}
-    if missing:
-        details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
-        raise RuntimeError(
-            f"toolchain missing for samples in {sorted(missing)}: {details}. "
-            "See `python -m t5x_xfer.codeeval doctor`, or leave those languages out."
-        )
+    chains = tc.require_ready(needed, subject="samples in ")
     found = sb.probe(sandbox_tier)
     sb.check_allowed(found, unsafe)
     config = engine.ExecConfig(

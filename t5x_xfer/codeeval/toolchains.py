@@ -205,6 +205,22 @@ def discover(languages: Iterable[str], *, shared: bool | None = None) -> dict[st
     return dict(zip(langs, chains, strict=True))
 
 
+def require_ready(
+    languages: Iterable[str], *, subject: str = "", fix: str = "leave those languages out"
+) -> dict[str, Toolchain]:
+    """:func:`discover`, raising (with each missing piece and ``fix``) unless all are ready:
+    a missing toolchain is an error before any work, never a model failure."""
+    chains = discover(languages)
+    missing = {lang: c.missing for lang, c in chains.items() if not c.ready}
+    if missing:
+        details = "; ".join(f"{lang}: {', '.join(m)}" for lang, m in missing.items())
+        raise RuntimeError(
+            f"toolchain missing for {subject}{sorted(missing)}: {details}. "
+            f"See `python -m t5x_xfer.codeeval doctor`, or {fix}."
+        )
+    return chains
+
+
 def doctor() -> int:
     """Print, per language, ready or what is missing and how to install it; and the sandbox."""
     from t5x_xfer.codeeval import sandbox
