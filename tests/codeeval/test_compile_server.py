@@ -131,7 +131,7 @@ def _interpreters() -> dict[str, str]:
     return {"python3": chains["python"].tools["python3"], "node": chains["js"].tools["node"]}
 
 
-def test_parse_server_answers_parses_or_syntax_error_and_hands_back_the_rest() -> None:
+def test_parse_server_answers_parses_or_syntax_error_and_hands_back_the_rest(tmp_path) -> None:
     """Python's compile() and Node's CommonJS compilation, nothing run: a syntax error with the
     interpreter's message; ES-module syntax, which node --check judges by its own rules, and a
     server that died or cannot start hand the program back to the sandbox (None)."""
@@ -139,9 +139,10 @@ def test_parse_server_answers_parses_or_syntax_error_and_hands_back_the_rest() -
     py = compile_server.ParseServer(compile_server.server_argv("python", tools))
     js = compile_server.ParseServer(compile_server.server_argv("js", tools))
     try:
-        ran = "import pathlib; pathlib.Path('/tmp/t5x_xfer_parse_ran').touch()\n"
+        marker = tmp_path / "ran"
+        ran = f"import pathlib; pathlib.Path({str(marker)!r}).touch()\n"
         assert py.check("/w/main.py", ran).returncode == 0
-        assert not os.path.exists("/tmp/t5x_xfer_parse_ran")  # parsed, never run
+        assert not marker.exists()  # parsed, never run
         out = py.check("/w/main.py", "def f(:\n    pass\n")
         assert out.returncode == 1 and 'File "/w/main.py", line 1' in out.stderr, out
         assert "SyntaxError" in out.stderr

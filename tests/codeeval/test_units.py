@@ -184,10 +184,9 @@ def test_preflight_looks_for_toolchains_once_per_setting(tmp_path, monkeypatch) 
     """A grid driver checks the toolchains before each checkpoint's decoding: found ready, they
     are not looked for again while PATH and the T5X_* settings stay; a changed setting is
     looked at anew, and a missing toolchain still fails before any decoding."""
-    if not tc.discover(["python"])["python"].ready:
-        pytest.skip(
-            "python toolchain missing: " + "; ".join(tc.discover(["python"])["python"].missing)
-        )
+    chain = tc.discover(["python"])["python"]
+    if not chain.ready:
+        pytest.skip("python toolchain missing: " + "; ".join(chain.missing))
     calls = []
     real = tc.discover
     monkeypatch.setattr(
