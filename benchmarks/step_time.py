@@ -181,7 +181,9 @@ def main() -> None:
     step_fn = jax.jit(
         trainer.make_train_step(model, optimizer, schedule),
         donate_argnums=(0,),
-        compiler_options=partitioning.compiler_options(),  # as the train binary does
+        compiler_options=partitioning.compiler_options(
+            model.config.dtype
+        ),  # as the train binary does
     )
 
     def jax_step() -> None:

@@ -302,7 +302,7 @@ def train(
                 in_shardings=(init.state_shardings, partitioning.batch_sharding(mesh)),
                 out_shardings=(init.state_shardings, init.replicated),
                 donate_argnums=(0,),
-                compiler_options=partitioning.compiler_options(),
+                compiler_options=partitioning.compiler_options(model.config.dtype),
             ),
             checkpoints.TrainCheckpointer(
                 manager,

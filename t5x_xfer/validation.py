@@ -37,7 +37,7 @@ def make_evaluator(
     eval_step = jax.jit(
         trainer_lib.make_eval_step(model, loss_opts),
         in_shardings=(None, b_sharding),
-        compiler_options=partitioning.compiler_options(),
+        compiler_options=partitioning.compiler_options(model.config.dtype),
     )
     shard = {"shard_index": jax.process_index(), "num_shards": jax.process_count()}
     decoded: dict[str, Callable[[Any], dict[str, float]]] = {}

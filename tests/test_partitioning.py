@@ -144,3 +144,12 @@ def test_mesh_spec_drops_axes_that_do_not_divide():
 def test_bad_mesh_sizes(sizes, match):
     with pytest.raises(ValueError, match=match):
         partitioning.make_mesh(*sizes)
+
+
+def test_cpu_compiler_options_follow_the_compute_dtype():
+    """Dots-only YNNPACK fusions for float32 steps; bfloat16 keeps XLA's default, which runs
+    bfloat16 products natively (with dots only they are upcast inside the library call)."""
+    if jax.default_backend() != "cpu":
+        pytest.skip(f"CPU options only; the backend is {jax.default_backend()}")
+    assert partitioning.compiler_options("float32") == partitioning.CPU_COMPILER_OPTIONS
+    assert partitioning.compiler_options("bfloat16") is None

@@ -1,4 +1,4 @@
-"""The shared array operations: 2-D dense products and the half-bits dropout mask."""
+"""The shared array operations: 2-D dense products and the 16-bit dropout mask."""
 
 from __future__ import annotations
 
@@ -23,6 +23,47 @@ def test_dense_equals_einsum():
     np.testing.assert_allclose(
         ops.dense(x, w, in_dims=2), jnp.einsum("blhk,hkd->bld", x, w), rtol=1e-5, atol=1e-5
     )
+
+
+@pytest.mark.parametrize("transpose_w", [False, True])
+def test_bfloat16_matmul_and_its_gradients_match_float32(transpose_w):
+    """bfloat16 operands, float32 accumulation: the product and both gradients stay within
+    bfloat16's rounding of float32's, and the weight's gradient comes back in float32."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(keys[0], (64, 48))
+    w = jax.random.normal(keys[1], (40, 48) if transpose_w else (48, 40))
+    g = jax.random.normal(keys[2], (64, 40))
+
+    def loss(x, w, low):
+        y = ops.matmul(x.astype(jnp.bfloat16) if low else x, w, transpose_w=transpose_w)
+        assert y.dtype == (jnp.bfloat16 if low else jnp.float32)
+        return (y.astype(jnp.float32) * g).sum()
+
+    ours = jax.grad(loss, argnums=(0, 1))(x, w, True)
+    ref = jax.grad(loss, argnums=(0, 1))(x, w, False)
+    assert ours[1].dtype == jnp.float32
+    for got, want in zip(ours, ref, strict=True):
+        err = float(jnp.abs(got.astype(jnp.float32) - want).max() / jnp.abs(want).max())
+        assert err < 2e-2, err
+    np.testing.assert_allclose(
+        ops.matmul(x, w, transpose_w=transpose_w), x @ (w.T if transpose_w else w), rtol=1e-5
+    )
+
+
+def test_keep_mask_elements_of_one_hash_are_independent():
+    """Four elements share a threefry hash: neighbours must still be independent draws."""
+    mask, keep = ops.keep_mask(jax.random.key(5), 0.5, (256, 1024))
+    for r in range(4):  # element r of each group of four and its right neighbour
+        both = float((mask[:, r:-1:4] & mask[:, r + 1 :: 4]).mean())
+        assert abs(both - keep * keep) < 0.01, (r, both)  # 65k pairs: 5 SE is 0.0085
+
+
+def test_keep_mask_with_an_rbg_key():
+    key = jax.random.key(0, impl="rbg")
+    mask, keep = ops.keep_mask(key, 0.9, (64, 1001))
+    assert mask.shape == (64, 1001) and abs(float(mask.mean()) - keep) < 0.005
+    other = ops.keep_mask(jax.random.key(1, impl="rbg"), 0.9, (64, 1001))[0]
+    assert not bool((other == mask).all())
 
 
 def test_keep_mask_rate_and_odd_last_axis():
