@@ -139,7 +139,7 @@ def keep_mask(rng: jax.Array, keep_prob: float, shape: tuple[int, ...]) -> tuple
 
 
 class Dropout(nn.Module):
-    """``nn.Dropout`` with masks from :func:`keep_mask` (half the random bits)."""
+    """``nn.Dropout`` with masks from :func:`keep_mask` (16 random bits per element)."""
 
     rate: float
     rng_collection: str = "dropout"
