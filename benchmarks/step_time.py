@@ -181,9 +181,8 @@ def main() -> None:
     step_fn = jax.jit(
         trainer.make_train_step(model, optimizer, schedule),
         donate_argnums=(0,),
-        compiler_options=partitioning.compiler_options(
-            model.config.dtype
-        ),  # as the train binary does
+        # as the train binary does
+        compiler_options=partitioning.compiler_options(model.config.dtype),
     )
 
     def jax_step() -> None:

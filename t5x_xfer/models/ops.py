@@ -42,10 +42,8 @@ def _matmul_low_bwd(transpose_w, res, g):
         (((1,), (0 if transpose_w else 1,)), ((), ())),
         preferred_element_type=f32,
     )
-    if transpose_w:  # w [m, k] = g^T x
-        dw = jax.lax.dot_general(g, x, (((0,), (0,)), ((), ())), preferred_element_type=f32)
-    else:  # w [k, m] = x^T g
-        dw = jax.lax.dot_general(x, g, (((0,), (0,)), ((), ())), preferred_element_type=f32)
+    a, b = (g, x) if transpose_w else (x, g)  # w [m, k] = g^T x, or w [k, m] = x^T g
+    dw = jax.lax.dot_general(a, b, (((0,), (0,)), ((), ())), preferred_element_type=f32)
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
@@ -54,15 +52,15 @@ _matmul_low.defvjp(_matmul_low_fwd, _matmul_low_bwd)
 
 def matmul(x: jax.Array, w: jax.Array, transpose_w: bool = False) -> jax.Array:
     """``x [n, k] @ w [k, m]`` (or ``@ w.T`` for ``w [m, k]``) in ``x.dtype``; ``w`` (the
-    float32 parameter) is cast to it. Below float32 the product accumulates in float32
+    float32 parameter) is cast to it. A 16-bit ``x`` accumulates in float32
     (:func:`_matmul_low`).
 
     >>> matmul(jnp.ones((2, 3), jnp.bfloat16), jnp.ones((4, 3)), transpose_w=True).dtype
     dtype(bfloat16)
     """
-    if jnp.dtype(x.dtype) == jnp.float32:
-        return x @ (w.T if transpose_w else w).astype(x.dtype)
-    return _matmul_low(x, w, transpose_w)
+    if jnp.dtype(x.dtype).itemsize == 2:
+        return _matmul_low(x, w, transpose_w)
+    return x @ (w.T if transpose_w else w).astype(x.dtype)
 
 
 def dense(x: jax.Array, w: jax.Array, in_dims: int = 1) -> jax.Array:
