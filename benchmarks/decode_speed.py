@@ -46,7 +46,10 @@ def main() -> None:
 
     import torch
 
+    from t5x_xfer import host
     from t5x_xfer.decoding import DecodeSettings
+
+    host.keep_freed_memory()  # as the infer binary does, for both sides of this process
 
     built, params = models.build(args.model, args.layers, dropout=0.0)
     rng = np.random.default_rng(0)

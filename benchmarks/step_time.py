@@ -7,8 +7,10 @@ AdamW (ours optax's, theirs ``torch.optim.AdamW``). Both sides hold the same ran
 Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin at its default activation
 dtype, bfloat16 as in T5X, against transformers at its default float32; ``--dtype float32``
 matches them; dropout on as in training), batch 8, input 512, target 128, random tokens. A
-decoder-only model sees inputs + targets as one sequence with the loss on the targets. Prints
-the figures and the ratio, and writes them to ``--out`` (JSON + markdown).
+decoder-only model sees inputs + targets as one sequence with the loss on the targets. The two
+steps run interleaved, in pairs (see ``_time_pairs``); it prints the median step times and the
+median of the pairs' ratios, and writes them and every step's time to ``--out`` (JSON +
+markdown).
 
     python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--prng rbg] \\
         [--out runs/bench]
@@ -31,6 +33,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import jax
 import models
@@ -113,16 +116,32 @@ def _torch_step(
     return step
 
 
-def _time(fn, steps: int) -> tuple[float, list[float]]:
-    t0 = time.perf_counter()
-    fn()  # compile / warm up
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(steps):
+def _time_pairs(ours, theirs, steps: int) -> dict[str, Any]:
+    """Both steps, interleaved: warm-up (compilation) once each, then ``steps`` pairs.
+
+    This machine's speed drifts by a fifth between runs and within one, so one side's steps
+    all measured before the other's would compare different machines. A pair runs both steps
+    back to back (alternating which goes first) and gives one ratio; the median of the pairs'
+    ratios is the figure, their range how steady it is."""
+    firsts = []
+    for fn in (ours, theirs):
         t0 = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return first, times
+        firsts.append(time.perf_counter() - t0)
+    ours_t, theirs_t = [], []
+    for i in range(steps):
+        for fn, times in [(ours, ours_t), (theirs, theirs_t)][:: 1 if i % 2 == 0 else -1]:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    ratios = [t / o for o, t in zip(ours_t, theirs_t, strict=True)]
+    return {
+        "ours_first": firsts[0],
+        "theirs_first": firsts[1],
+        "ours": ours_t,
+        "theirs": theirs_t,
+        "ratios": ratios,
+    }
 
 
 def main() -> None:
@@ -155,8 +174,19 @@ def main() -> None:
         choices=["auto", "cpu", "cuda"],
         help="where transformers runs: 'auto' is cuda when JAX's default backend is a GPU",
     )
+    parser.add_argument(
+        "--malloc",
+        default="keep",
+        choices=["keep", "default"],
+        help="'keep': glibc keeps freed memory (host.keep_freed_memory), as the train, infer "
+        "and evaluate binaries set for their whole process; 'default': glibc's own thresholds",
+    )
     args = parser.parse_args()
     jax.config.update("jax_default_prng_impl", args.prng)
+    from t5x_xfer import host
+
+    # Both sides share this process's allocator settings.
+    kept = args.malloc == "keep" and host.keep_freed_memory()
 
     import torch
 
@@ -189,10 +219,10 @@ def main() -> None:
         state["s"], metrics = step_fn(state["s"], batch)
         jax.block_until_ready(metrics)
 
-    jax_first, jax_times = _time(jax_step, args.steps)
     torch_step = _torch_step(model, torch_model, batch, args.torch_dtype, device)
-    torch_first, torch_times = _time(torch_step, args.steps)
-    ours, theirs = statistics.median(jax_times), statistics.median(torch_times)
+    timed = _time_pairs(jax_step, torch_step, args.steps)
+    ours, theirs = statistics.median(timed["ours"]), statistics.median(timed["theirs"])
+    ratio = statistics.median(timed["ratios"])
     result = {
         "model": args.model,
         "shape_of_model": models.describe(model),
@@ -208,31 +238,39 @@ def main() -> None:
         "cpu_threads": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "jax_step_s": ours,
-        "jax_compile_plus_first_step_s": jax_first,
+        "jax_compile_plus_first_step_s": timed["ours_first"],
         "torch_step_s": theirs,
-        "torch_first_step_s": torch_first,
+        "torch_first_step_s": timed["theirs_first"],
+        "jax_step_times_s": timed["ours"],
+        "torch_step_times_s": timed["theirs"],
+        "pair_ratios": timed["ratios"],
         "jax_tokens_per_s": tokens / ours,
         "torch_tokens_per_s": tokens / theirs,
-        "torch_over_jax_time_ratio": theirs / ours,
+        "torch_over_jax_time_ratio": ratio,
+        "malloc_keeps_freed_memory": kept,
         "versions": {"jax": jax.__version__, "torch": torch.__version__},
     }
+    summary = (
+        f"ratio (torch step time / jax step time), median of {args.steps} interleaved pairs: "
+        f"{ratio:.2f} (pairs: {min(timed['ratios']):.2f}-{max(timed['ratios']):.2f})"
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "step_time.json").write_text(json.dumps(result, indent=2) + "\n")
     table = (
         "| implementation | step (s) | tokens/s |\n|---|---|---|\n"
-        f"| t5x_xfer (JAX, jit) | {ours:.2f} | {tokens / ours:.0f} |\n"
-        f"| transformers (PyTorch) | {theirs:.2f} | {tokens / theirs:.0f} |\n"
+        f"| t5x_xfer (JAX, jit) | {ours:.3g} | {tokens / ours:.0f} |\n"
+        f"| transformers (PyTorch) | {theirs:.3g} | {tokens / theirs:.0f} |\n"
     )
     (out / "step_time.md").write_text(
         f"# Train step (fwd+bwd+{opt_name}), {args.model} ({models.describe(model)}), "
         f"prng {args.prng}, activations ours {model.config.dtype} / transformers "
         f"{args.torch_dtype}, on {jax.devices()[0].device_kind} / torch {device}, "
         f"batch {args.batch}, {args.inputs}->{args.targets}\n\n"
-        f"{table}\nratio torch/jax step time: {theirs / ours:.2f}\n"
+        f"{table}\n{summary}\n"
     )
     print(table)
-    print(f"ratio (torch step time / jax step time): {theirs / ours:.2f}")
+    print(summary)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import numpy as np
 
 from t5x_xfer import decoding
 from t5x_xfer.decoding import GREEDY, DecodeSettings
+from t5x_xfer.models import ops
 from t5x_xfer.models.losses import cross_entropy_with_logits
 
 Array = jax.Array
@@ -172,7 +173,7 @@ class BaseModel(abc.ABC):
         total, total_z, n_tokens = cross_entropy_with_logits(
             logits, targets, weights, label_smoothing, z_loss
         )
-        correct = jnp.sum((jnp.argmax(logits, -1) == targets) * weights)
+        correct = jnp.sum((ops.argmax(logits) == targets) * weights)
         denom = jnp.maximum(n_tokens, 1.0)
         metrics = {
             "loss_sum": total,

@@ -89,6 +89,21 @@ def attend(x: jax.Array, table: jax.Array) -> jax.Array:
     return matmul(flat, table, transpose_w=True).reshape(*x.shape[:-1], table.shape[0])
 
 
+def argmax(x: jax.Array) -> jax.Array:
+    """``jnp.argmax(x, axis=-1)`` (the first maximum; a NaN counts as the maximum) as two
+    plain reductions. XLA's CPU backend runs argmax's single (value, index) reduction
+    unvectorised: on the debug decoder's logits ([8, 192, 512]) it took 2.0 ms, this 0.5 ms.
+
+    >>> x = jnp.array([[1.0, 3.0, 3.0], [jnp.nan, 0.0, jnp.nan], [-jnp.inf, -jnp.inf, -jnp.inf]])
+    >>> argmax(x).tolist() == jnp.argmax(x, axis=-1).tolist() == [1, 0, 0]
+    True
+    """
+    top = jnp.max(x, axis=-1, keepdims=True)
+    hit = (x == top) | jnp.isnan(x)
+    index = jax.lax.broadcasted_iota(jnp.int32, x.shape, x.ndim - 1)
+    return jnp.min(jnp.where(hit, index, x.shape[-1]), axis=-1)
+
+
 def _threefry_pair(rng: jax.Array) -> tuple[jax.Array, jax.Array] | None:
     """A threefry key's two 32-bit words, or None for another implementation (rbg)."""
     if jnp.issubdtype(rng.dtype, jax.dtypes.prng_key):

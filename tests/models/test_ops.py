@@ -99,3 +99,14 @@ def test_mask_does_not_depend_on_the_sharding():
         jax.random.key(7)
     )
     np.testing.assert_array_equal(np.asarray(sharded), np.asarray(whole))
+
+
+def test_argmax_is_jnp_argmax_with_ties_nans_and_infinities():
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, size=(64, 7)).astype(np.float32)  # many ties
+    x[3, 2] = x[5, 0] = x[5, 4] = np.nan
+    x[7] = -np.inf
+    x[9, 6] = np.inf
+    got = jax.jit(ops.argmax)(jnp.asarray(x))
+    np.testing.assert_array_equal(got, jnp.argmax(jnp.asarray(x), axis=-1))
+    assert got[5] == 0 and got[3] == 2 and got[9] == 6
