@@ -42,6 +42,13 @@ def main() -> None:
     parser.add_argument("--top_p", type=float, default=0.95)
     parser.add_argument("--skip_transformers", action="store_true")
     parser.add_argument("--out", default="runs/bench")
+    parser.add_argument(
+        "--malloc",
+        default="default",
+        choices=["default", "keep"],
+        help="'keep': glibc keeps freed memory (host.keep_freed_memory), as the infer binary "
+        "does; 'default': glibc's own thresholds (see benchmarks/step_time.py)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -49,7 +56,8 @@ def main() -> None:
     from t5x_xfer import host
     from t5x_xfer.decoding import DecodeSettings
 
-    host.keep_freed_memory()  # as the infer binary does, for both sides of this process
+    if args.malloc == "keep":  # both sides of this process
+        host.keep_freed_memory()
 
     built, params = models.build(args.model, args.layers, dropout=0.0)
     rng = np.random.default_rng(0)

@@ -8,12 +8,14 @@ Default: the codet5p-220m-sized model (gin/models/codet5p_220m.gin at its defaul
 dtype, bfloat16 as in T5X, against transformers at its default float32; ``--dtype float32``
 matches them; dropout on as in training), batch 8, input 512, target 128, random tokens. A
 decoder-only model sees inputs + targets as one sequence with the loss on the targets. The two
-steps run interleaved, in pairs (see ``_time_pairs``); it prints the median step times and the
-median of the pairs' ratios, and writes them and every step's time to ``--out`` (JSON +
-markdown).
+steps run interleaved, in pairs (see ``_time_pairs``), transformers' in a process of its own;
+it prints the median step times and the median of the pairs' ratios, and writes them and every
+step's time to ``--out`` (JSON + markdown).
 
     python benchmarks/step_time.py [--steps 3] [--model codet5p_220m] [--prng rbg] \\
-        [--out runs/bench]
+        [--order sequential] [--malloc keep] [--out runs/bench]
+    # full size on a 24 GiB machine: both sides' memory does not fit at once
+    python benchmarks/step_time.py --order sequential
     # Qwen2.5-Coder 0.5B's shapes scaled down for 2 CPU cores (every dimension real but depth
     # and batch: the 152k-token vocabulary dominates):
     python benchmarks/step_time.py --model qwen2_5_coder_0_5b --layers 2 --batch 4 \\
@@ -29,9 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -116,24 +121,21 @@ def _torch_step(
     return step
 
 
-def _time_pairs(ours, theirs, steps: int) -> dict[str, Any]:
-    """Both steps, interleaved: warm-up (compilation) once each, then ``steps`` pairs.
+def _time_pairs(
+    ours: Callable[[], float], theirs: Callable[[], float], steps: int
+) -> dict[str, Any]:
+    """Both steps (each returns its own duration), interleaved: warm-up (compilation) once
+    each, then ``steps`` pairs.
 
     This machine's speed drifts by a fifth between runs and within one, so one side's steps
     all measured before the other's would compare different machines. A pair runs both steps
     back to back (alternating which goes first) and gives one ratio; the median of the pairs'
     ratios is the figure, their range how steady it is."""
-    firsts = []
-    for fn in (ours, theirs):
-        t0 = time.perf_counter()
-        fn()
-        firsts.append(time.perf_counter() - t0)
+    firsts = [ours(), theirs()]
     ours_t, theirs_t = [], []
     for i in range(steps):
         for fn, times in [(ours, ours_t), (theirs, theirs_t)][:: 1 if i % 2 == 0 else -1]:
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
+            times.append(fn())
     ratios = [t / o for o, t in zip(ours_t, theirs_t, strict=True)]
     return {
         "ours_first": firsts[0],
@@ -142,6 +144,39 @@ def _time_pairs(ours, theirs, steps: int) -> dict[str, Any]:
         "theirs": theirs_t,
         "ratios": ratios,
     }
+
+
+def _torch_worker(conn: Connection, spec: dict[str, Any]) -> None:
+    """transformers' side in a process of its own, as a PyTorch run has: the same model and
+    random weights (``models.build`` is deterministic), one step per request, its duration
+    sent back. In one process with ours, the memory both libraries' allocators kept
+    exhausted this 24 GiB machine at full size."""
+    jax.config.update("jax_default_prng_impl", spec["prng"])
+    if spec["malloc"] == "keep":
+        from t5x_xfer import host
+
+        host.keep_freed_memory()
+    import torch
+
+    model, params = models.build(spec["model"], spec["layers"], spec["dropout"], spec["dtype"])
+    torch_model = models.reference(model, params, spec["device"]).train()
+    del params
+    batch = _batch(model, *spec["shape"])
+    step = _torch_step(model, torch_model, batch, spec["torch_dtype"], spec["device"])
+    conn.send({"torch": torch.__version__, "threads": torch.get_num_threads()})
+
+    def timed() -> float:
+        t0 = time.perf_counter()
+        step()
+        return time.perf_counter() - t0
+
+    request = conn.recv()
+    if request == "all":  # --order sequential: the first step and ``steps`` more, then exit
+        conn.send([timed() for _ in range(spec["steps"] + 1)])
+        return
+    while request == "step":
+        conn.send(timed())
+        request = conn.recv()
 
 
 def main() -> None:
@@ -176,31 +211,51 @@ def main() -> None:
     )
     parser.add_argument(
         "--malloc",
-        default="keep",
-        choices=["keep", "default"],
-        help="'keep': glibc keeps freed memory (host.keep_freed_memory), as the train, infer "
-        "and evaluate binaries set for their whole process; 'default': glibc's own thresholds",
+        default="default",
+        choices=["default", "keep"],
+        help="each side's process: 'keep': glibc keeps freed memory (host.keep_freed_memory), "
+        "as the train, infer and evaluate binaries do (the tiny decoder's step: about 10,000 "
+        "fewer page faults); 'default': glibc's own thresholds",
+    )
+    parser.add_argument(
+        "--order",
+        default="interleaved",
+        choices=["interleaved", "sequential"],
+        help="'interleaved': pairs of steps, one of each side (robust to the machine's drift); "
+        "'sequential': all of transformers' steps, its process ended, then ours: for machines "
+        "where both sides' memory does not fit at once (full size: transformers 15 GB, ours "
+        "12 GB, more than 24 GiB)",
     )
     args = parser.parse_args()
     jax.config.update("jax_default_prng_impl", args.prng)
-    from t5x_xfer import host
+    from t5x_xfer import host, optimizers, partitioning, trainer
 
-    # Both sides share this process's allocator settings.
     kept = args.malloc == "keep" and host.keep_freed_memory()
-
-    import torch
-
-    from t5x_xfer import optimizers, partitioning, trainer
-
     dtype = None if args.dtype == "model" else args.dtype
+    device = models.torch_device() if args.torch_device == "auto" else args.torch_device
+    spec = {
+        "prng": args.prng,
+        "malloc": args.malloc,
+        "model": args.model,
+        "layers": args.layers,
+        "dropout": args.dropout,
+        "dtype": dtype,
+        "device": device,
+        "shape": (args.batch, args.inputs, args.targets),
+        "torch_dtype": args.torch_dtype,
+        "steps": args.steps,
+    }
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process running XLA's threads
+    conn, child_end = ctx.Pipe()
+    worker = ctx.Process(target=_torch_worker, args=(child_end, spec), daemon=True)
+    worker.start()
+    child_end.close()  # the worker's end: a worker that dies ends recv() with EOFError
     model, params = models.build(args.model, args.layers, args.dropout, dtype=dtype)
     batch = _batch(model, args.batch, args.inputs, args.targets)
     tokens = args.batch * (args.inputs + args.targets)
     opt_name = "adafactor" if model.family == "t5" else "adamw"
     schedule = optimizers.make_schedule("constant", 1e-3)
     optimizer = optimizers.make_optimizer(schedule, opt_name)
-    device = models.torch_device() if args.torch_device == "auto" else args.torch_device
-    torch_model = models.reference(model, params, device).train()
     state = {
         "s": trainer.TrainState(
             step=jax.numpy.zeros((), jax.numpy.int32),
@@ -215,14 +270,42 @@ def main() -> None:
         compiler_options=partitioning.compiler_options(model.config.dtype),
     )
 
-    def jax_step() -> None:
+    def jax_step() -> float:
+        t0 = time.perf_counter()
         state["s"], metrics = step_fn(state["s"], batch)
         jax.block_until_ready(metrics)
+        return time.perf_counter() - t0
 
-    torch_step = _torch_step(model, torch_model, batch, args.torch_dtype, device)
-    timed = _time_pairs(jax_step, torch_step, args.steps)
+    def torch_step() -> float:
+        conn.send("step")
+        return conn.recv()
+
+    try:
+        torch_info = conn.recv()
+        if args.order == "sequential":
+            conn.send("all")
+            theirs_all = conn.recv()
+            worker.join()
+            ours_all = [jax_step() for _ in range(args.steps + 1)]
+            timed = {
+                "ours_first": ours_all[0],
+                "theirs_first": theirs_all[0],
+                "ours": ours_all[1:],
+                "theirs": theirs_all[1:],
+                "ratios": None,
+            }
+        else:
+            timed = _time_pairs(jax_step, torch_step, args.steps)
+            conn.send("stop")
+            worker.join()
+    except EOFError:
+        worker.join()
+        raise SystemExit(
+            f"transformers' process ended (exit {worker.exitcode}; -9: killed, e.g. out of "
+            "memory: try --order sequential); its traceback, if any, is above"
+        ) from None
     ours, theirs = statistics.median(timed["ours"]), statistics.median(timed["theirs"])
-    ratio = statistics.median(timed["ratios"])
+    ratio = statistics.median(timed["ratios"]) if timed["ratios"] else theirs / ours
     result = {
         "model": args.model,
         "shape_of_model": models.describe(model),
@@ -236,24 +319,31 @@ def main() -> None:
         "jax_device": str(jax.devices()[0].device_kind),
         "torch_device": device,
         "cpu_threads": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch_info["threads"],
         "jax_step_s": ours,
         "jax_compile_plus_first_step_s": timed["ours_first"],
         "torch_step_s": theirs,
         "torch_first_step_s": timed["theirs_first"],
         "jax_step_times_s": timed["ours"],
         "torch_step_times_s": timed["theirs"],
+        "order": args.order,
         "pair_ratios": timed["ratios"],
         "jax_tokens_per_s": tokens / ours,
         "torch_tokens_per_s": tokens / theirs,
         "torch_over_jax_time_ratio": ratio,
         "malloc_keeps_freed_memory": kept,
-        "versions": {"jax": jax.__version__, "torch": torch.__version__},
+        "versions": {"jax": jax.__version__, "torch": torch_info["torch"]},
     }
-    summary = (
-        f"ratio (torch step time / jax step time), median of {args.steps} interleaved pairs: "
-        f"{ratio:.2f} (pairs: {min(timed['ratios']):.2f}-{max(timed['ratios']):.2f})"
-    )
+    if timed["ratios"]:
+        summary = (
+            f"ratio (torch step time / jax step time), median of {args.steps} interleaved "
+            f"pairs: {ratio:.2f} (pairs: {min(timed['ratios']):.2f}-{max(timed['ratios']):.2f})"
+        )
+    else:
+        summary = (
+            f"ratio (torch step time / jax step time), medians of {args.steps} steps each, "
+            f"transformers' first: {ratio:.2f}"
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "step_time.json").write_text(json.dumps(result, indent=2) + "\n")
