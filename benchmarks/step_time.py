@@ -151,6 +151,8 @@ def _torch_worker(conn: Connection, spec: dict[str, Any]) -> None:
     random weights (``models.build`` is deterministic), one step per request, its duration
     sent back. In one process with ours, the memory both libraries' allocators kept
     exhausted this 24 GiB machine at full size."""
+    # Its JAX only initialises the weights: on the CPU, taking no accelerator memory from ours.
+    jax.config.update("jax_platforms", "cpu")
     jax.config.update("jax_default_prng_impl", spec["prng"])
     if spec["malloc"] == "keep":
         from t5x_xfer import host
