@@ -42,13 +42,7 @@ def main() -> None:
     parser.add_argument("--top_p", type=float, default=0.95)
     parser.add_argument("--skip_transformers", action="store_true")
     parser.add_argument("--out", default="runs/bench")
-    parser.add_argument(
-        "--malloc",
-        default="default",
-        choices=["default", "keep"],
-        help="'keep': glibc keeps freed memory (host.keep_freed_memory), as the infer binary "
-        "does; 'default': glibc's own thresholds (see benchmarks/step_time.py)",
-    )
+    models.add_malloc_argument(parser, "the infer binary and evaluate_code")
     args = parser.parse_args()
 
     import torch

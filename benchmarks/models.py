@@ -4,6 +4,7 @@ weights, so both sides of a comparison compute the same function."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import jax
@@ -35,6 +36,18 @@ def build(
         else:
             model = model.replace(num_hidden_layers=layers)
     return model, model.init_params(jax.random.PRNGKey(0))
+
+
+def add_malloc_argument(parser: argparse.ArgumentParser, binaries: str) -> None:
+    """``--malloc``: glibc's own thresholds, or the ones ``binaries`` set for their process."""
+    parser.add_argument(
+        "--malloc",
+        default="default",
+        choices=["default", "keep"],
+        help=f"'keep': glibc keeps freed memory (host.keep_freed_memory), as {binaries} do "
+        "(the tiny decoder's train step: about 10,000 fewer page faults); 'default': glibc's "
+        "own thresholds",
+    )
 
 
 def torch_device() -> str:

@@ -146,6 +146,22 @@ def _time_pairs(
     }
 
 
+def _time_sequential(
+    ours: Callable[[], float], theirs_all: Callable[[], list[float]], steps: int
+) -> dict[str, Any]:
+    """``--order sequential``: all of theirs (the first step and ``steps`` more, their process
+    ended after), then ours; ``_time_pairs``'s result without pair ratios."""
+    theirs = theirs_all()
+    mine = [ours() for _ in range(steps + 1)]
+    return {
+        "ours_first": mine[0],
+        "theirs_first": theirs[0],
+        "ours": mine[1:],
+        "theirs": theirs[1:],
+        "ratios": None,
+    }
+
+
 def _torch_worker(conn: Connection, spec: dict[str, Any]) -> None:
     """transformers' side in a process of its own, as a PyTorch run has: the same model and
     random weights (``models.build`` is deterministic), one step per request, its duration
@@ -211,14 +227,7 @@ def main() -> None:
         choices=["auto", "cpu", "cuda"],
         help="where transformers runs: 'auto' is cuda when JAX's default backend is a GPU",
     )
-    parser.add_argument(
-        "--malloc",
-        default="default",
-        choices=["default", "keep"],
-        help="each side's process: 'keep': glibc keeps freed memory (host.keep_freed_memory), "
-        "as the train, infer and evaluate binaries do (the tiny decoder's step: about 10,000 "
-        "fewer page faults); 'default': glibc's own thresholds",
-    )
+    models.add_malloc_argument(parser, "the train, infer and evaluate binaries (each side)")
     parser.add_argument(
         "--order",
         default="interleaved",
@@ -282,20 +291,16 @@ def main() -> None:
         conn.send("step")
         return conn.recv()
 
+    def torch_steps() -> list[float]:
+        conn.send("all")
+        times = conn.recv()
+        worker.join()  # its memory freed before ours runs
+        return times
+
     try:
         torch_info = conn.recv()
         if args.order == "sequential":
-            conn.send("all")
-            theirs_all = conn.recv()
-            worker.join()
-            ours_all = [jax_step() for _ in range(args.steps + 1)]
-            timed = {
-                "ours_first": ours_all[0],
-                "theirs_first": theirs_all[0],
-                "ours": ours_all[1:],
-                "theirs": theirs_all[1:],
-                "ratios": None,
-            }
+            timed = _time_sequential(jax_step, torch_steps, args.steps)
         else:
             timed = _time_pairs(jax_step, torch_step, args.steps)
             conn.send("stop")
