@@ -2,7 +2,9 @@
 # The main job: the local CPU debug experiment, end to end, on a fresh machine.
 # Sets up .venv and the code evaluator's toolchains (apt/npm when root), then runs the debug
 # grids of both model families (gin/experiments/grid_debug_cpu.gin into runs/debug_cpu: a tiny
-# T5; grid_debug_cpu_decoder.gin into runs/debug_cpu_decoder: a tiny Llama-architecture LM):
+# T5; grid_debug_cpu_decoder.gin into runs/debug_cpu_decoder: a tiny Llama-architecture LM),
+# side by side (--jobs 2: each grid's driver in a process of its own, its output in
+# <root>/run.log, its stage lines on the console under its name):
 # smoke data and tokenizer, the baseline, CNN/DailyMail and MNLI arms, each followed by the
 # target stage, decoding and sandboxed execution on HumanEval-X (or the mini benchmark), then
 # each grid's report.
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
       export T5X_HUMANEVAL_X_DIR="$2"
       shift
       ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) args+=("$1") ;;
   esac
   shift
@@ -35,11 +37,11 @@ grids=(gin/experiments/grid_debug_cpu.gin gin/experiments/grid_debug_cpu_decoder
 if [ "$dry_run" = 1 ]; then
   echo "source launch/env.sh"
   echo "bash launch/install_toolchains.sh"
-  echo "python -m t5x_xfer.experiments run --grid ${grids[*]} ${args[*]:-}"
+  echo "python -m t5x_xfer.experiments run --jobs 2 --grid ${grids[*]} ${args[*]:-}"
   source launch/env.sh
   python -m t5x_xfer.experiments plan --grid "${grids[@]}" "${args[@]}"
   exit 0
 fi
 source launch/env.sh
 bash launch/install_toolchains.sh
-python -m t5x_xfer.experiments run --grid "${grids[@]}" "${args[@]}"
+python -m t5x_xfer.experiments run --jobs 2 --grid "${grids[@]}" "${args[@]}"

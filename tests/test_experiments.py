@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -215,3 +217,82 @@ def test_a_deferred_report_starts_once_its_grids_executions_end(tmp_path, capsys
     background.defer("[11/11] report", "report", "gridA", fail, env, tmp_path / "r.log")
     with pytest.raises(RuntimeError, match=r"stage report failed \(exit 4; log .*r\.log"):
         background.wait()
+
+
+def _child(name: str, tmp_path, script: str) -> experiments.GridJob:
+    return experiments.GridJob(name, [sys.executable, "-c", script], tmp_path / name / "run.log")
+
+
+def test_grid_jobs_run_side_by_side_showing_only_their_stage_lines(tmp_path, capsys):
+    """``run --jobs``: each grid's driver is a child whose whole output (progress bars
+    included) goes to its log, while the console shows its stage lines under its name; a
+    failed child's exit status is kept, and the other grid still finishes."""
+    stage = (
+        "import sys, time; print('[1/2] prepare/0: python -m x', flush=True); "
+        "sys.stdout.write('train:  10%|#\\rtrain: 100%|##\\n'); sys.stdout.flush(); "
+        "time.sleep(0.5); print('2026 INFO library line'); print('[1/2] prepare/0: finished')"
+    )
+    jobs = [_child("a", tmp_path, stage), _child("b", tmp_path, "raise SystemExit(3)")]
+    experiments.run_grid_jobs(jobs, at_once=2, env=dict(os.environ))
+    out = capsys.readouterr().out
+    assert [job.code for job in jobs] == [0, 3]
+    assert "[a] [1/2] prepare/0: python -m x" in out and "[a] [1/2] prepare/0: finished" in out
+    assert "train:" not in out and "library line" not in out
+    assert "== grid b: failed (exit 3) ==" in out
+    # both started before either ended: side by side
+    assert out.index("== grid b: started") < out.index("== grid a: finished")
+    log = (tmp_path / "a" / "run.log").read_text()
+    assert "train: 100%" in log and "library line" in log
+
+
+def test_grid_jobs_beyond_the_limit_wait_for_a_free_slot(tmp_path, capsys):
+    jobs = [_child(n, tmp_path, "import time; time.sleep(0.3)") for n in ("a", "b")]
+    experiments.run_grid_jobs(jobs, at_once=1, env=dict(os.environ))
+    out = capsys.readouterr().out
+    assert out.index("== grid a: finished") < out.index("== grid b: started")
+
+
+def test_a_grid_job_passes_on_the_drivers_settings(capsys):
+    """The child driver of a grid gets its own root, the parent's arms, seeds and gin
+    bindings, and its share of the cores for XLA's threads unless the user chose a number;
+    --jobs and --xla_cpu_threads below 1 are refused before any work."""
+    grids = ["gin/experiments/grid_debug_cpu.gin", "gin/experiments/grid_debug_cpu_decoder.gin"]
+    parent = ["run", "--grid", *grids, "--root", "R", "--arms", "mnli", "--seeds", "0"]
+    args = argparse.Namespace(
+        grid=grids,
+        arms=["mnli"],
+        seeds=[0],
+        isolate=False,
+        verbose=True,
+        bindings=["DecodeSettings.num_samples=4"],
+        jobs=2,
+        xla_cpu_threads=None,
+    )
+    grid = experiments.load_grid(grids[1])
+    job = experiments._grid_job(args, grids[1], grid, "R/debug_cpu_decoder")
+    assert job.argv[1:] == [
+        "-m",
+        "t5x_xfer.experiments",
+        "run",
+        "--grid",
+        grids[1],
+        "--root",
+        "R/debug_cpu_decoder",
+        "--arms",
+        "mnli",
+        "--seeds",
+        "0",
+        "--verbose",
+        "--xla_cpu_threads",
+        str(max(1, len(os.sched_getaffinity(0)) // 2)),
+        "--gin.DecodeSettings.num_samples=4",
+    ]
+    args.xla_cpu_threads = 3
+    assert experiments._grid_job(args, grids[1], grid, "R/x").argv[-2] == "3"
+    assert job.log == Path("R/debug_cpu_decoder/run.log") and job.name == "debug_cpu_decoder"
+    with pytest.raises(SystemExit):
+        experiments.main([*parent, "--jobs", "0"])
+    assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        experiments.main([*parent, "--xla_cpu_threads", "0"])
+    assert "--xla_cpu_threads must be >= 1, got 0" in capsys.readouterr().err

@@ -92,7 +92,10 @@ class DecoderOnlyModel(BaseModel):
     # --- data ---
 
     def feature_converter(self, pack: bool = True) -> Any:
-        return _feature_converter_cls()(eos_id=self.eos_id, pack=pack, bos_id=self.start_id)
+        # Lengths are checked once, statically (tasks.batches.get_dataset), not per example.
+        return _feature_converter_cls()(
+            eos_id=self.eos_id, pack=pack, bos_id=self.start_id, apply_length_check=False
+        )
 
     def encode_prompt(self, ids: Sequence[int], add_eos: bool) -> list[int]:
         """``[start] + ids``: a prompt is continued, so it gets no EOS."""

@@ -42,7 +42,8 @@ class EncoderDecoderModel(BaseModel):
     def feature_converter(self, pack: bool = True) -> Any:
         import seqio
 
-        return seqio.EncDecFeatureConverter(pack=pack)
+        # Lengths are checked once, statically (tasks.batches.get_dataset), not per example.
+        return seqio.EncDecFeatureConverter(pack=pack, apply_length_check=False)
 
     def prompt_batch(self, prompts: Sequence[Sequence[int]], length: int) -> dict[str, np.ndarray]:
         """Right-padded ``encoder_input_tokens``."""

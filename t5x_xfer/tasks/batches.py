@@ -51,7 +51,30 @@ def get_dataset(
         use_cached=use_cached,
         verbose=False,
     )
+    check_lengths(
+        ds.element_spec, feature_converter.get_model_feature_lengths(task_feature_lengths)
+    )
     return ds.batch(batch_size, drop_remainder=num_epochs is None)
+
+
+def check_lengths(spec: Mapping[str, Any], lengths: Mapping[str, int]) -> None:
+    """Every model feature has its length in the pipeline's static shapes.
+
+    seqio's converters can check each example's lengths as it passes (a map of assertions):
+    about 0.4 s of tf.data tracing per pipeline and work per example. Our converters pad every
+    feature to a fixed length, so the shapes say it once, before any example is read; the
+    converters run with ``apply_length_check=False``.
+
+    >>> import tensorflow as tf
+    >>> check_lengths({"x": tf.TensorSpec([4], tf.int32)}, {"x": 5})
+    Traceback (most recent call last):
+    ...
+    ValueError: the feature converter's x has shape [4], not [5]
+    """
+    for name, length in lengths.items():
+        shape = spec[name].shape.as_list() if name in spec else None
+        if shape is None or shape[-1:] != [length]:
+            raise ValueError(f"the feature converter's {name} has shape {shape}, not [{length}]")
 
 
 def to_numpy(batch: Mapping[str, Any]) -> dict[str, np.ndarray]:

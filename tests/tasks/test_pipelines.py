@@ -85,3 +85,32 @@ def test_every_task_has_a_documented_row():
         stem = name.split("_plus_")[0] if "_plus_" in name else name
         stem = stem.split("humanevalx_")[0] + "humanevalx_" if "humanevalx" in name else stem
         assert f"`{stem}" in doc, name
+
+
+def test_model_lengths_are_checked_once_from_the_pipelines_shapes(registered, tfds_mock):
+    """The models' converters skip seqio's per-example length assertions; get_dataset checks
+    the padded shapes instead, before any example is read, naming the feature."""
+    import doctest
+
+    from t5x_xfer.tasks import batches
+
+    assert doctest.testmod(batches).failed == 0
+
+    class Longer(seqio.EncDecFeatureConverter):  # claims a length the padding does not give
+        def get_model_feature_lengths(self, lengths):
+            return {**super().get_model_feature_lengths(lengths), "decoder_target_tokens": 129}
+
+    kwargs = {"shuffle": False, "seed": 0, "num_epochs": 1}
+    ds = batches.get_dataset(
+        "xfer_mbpp_completion",
+        seqio.EncDecFeatureConverter(pack=True),
+        LENGTHS,
+        "train",
+        2,
+        **kwargs,
+    )
+    assert ds.element_spec["decoder_target_tokens"].shape.as_list() == [None, 128]
+    with pytest.raises(ValueError, match=r"decoder_target_tokens has shape \[128\], not \[129\]"):
+        batches.get_dataset(
+            "xfer_mbpp_completion", Longer(pack=True), LENGTHS, "train", 2, **kwargs
+        )
