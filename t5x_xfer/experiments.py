@@ -5,6 +5,7 @@
     python -m t5x_xfer.experiments plan   --grid ... --power [--pass_rate 0.2] [--seed_sd 1]
         [--pilot RUNS/baseline/seed*/eval]   (the smallest detectable pass@1 difference)
     python -m t5x_xfer.experiments run    --grid ... [--arms baseline mnli] [--seeds 0]
+    python -m t5x_xfer.experiments run    --grid A.gin B.gin --jobs 2   (grids side by side)
     python -m t5x_xfer.experiments status --grid ...
     python -m t5x_xfer.experiments report --grid ...
 
