@@ -607,6 +607,7 @@ class GridJob:
     proc: subprocess.Popen | None = None
     relay: threading.Thread | None = None
     code: int | None = None  # its exit status, once ended
+    t0: float = 0.0  # when it started (time.perf_counter)
 
 
 def _relay(job: GridJob, lock: threading.Lock) -> None:
@@ -640,6 +641,7 @@ def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) ->
             while waiting and len(running) < at_once:
                 job = waiting.pop(0)
                 job.log.parent.mkdir(parents=True, exist_ok=True)
+                job.t0 = time.perf_counter()
                 job.proc = subprocess.Popen(
                     job.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
                 )
@@ -655,7 +657,8 @@ def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) ->
                 job.code = job.proc.returncode
                 with lock:
                     state = "finished" if job.code == 0 else f"failed (exit {job.code})"
-                    print(f"== grid {job.name}: {state} ==", flush=True)
+                    took = _minutes(time.perf_counter() - job.t0)
+                    print(f"== grid {job.name}: {state} in {took} ==", flush=True)
     except BaseException:
         for job in running:
             job.proc.terminate()
