@@ -688,6 +688,11 @@ def _grid_job(args: argparse.Namespace, path: str, grid: Grid, root: str | None)
 def _run_jobs(args: argparse.Namespace, grids: Sequence[Grid], roots: Sequence[str | None]) -> int:
     """``run --jobs N`` with several grids: each grid in a child driver, N at once; then
     each finished grid's report, in order, or the failed one's log tail."""
+    for grid, root in zip(grids, roots, strict=True):  # before any child starts
+        base = _root(grid, root)
+        if "://" in base:
+            raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
+        check_output_dir(base, "--root")
     jobs = [_grid_job(args, p, g, r) for p, g, r in zip(args.grid, grids, roots, strict=True)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run_grid_jobs(jobs, args.jobs, env)

@@ -297,3 +297,6 @@ def test_a_grid_job_passes_on_the_drivers_settings(capsys):
     with pytest.raises(SystemExit):
         experiments.main([*parent, "--xla_cpu_threads", "0"])
     assert "--xla_cpu_threads must be >= 1, got 0" in capsys.readouterr().err
+    remote = ["run", "--grid", *grids, "--root", "gs://bucket/r", "--jobs", "2"]
+    assert experiments.main(remote) == 2  # refused before any child starts
+    assert "root gs://bucket/r/debug_cpu is remote" in capsys.readouterr().err
