@@ -199,6 +199,21 @@ def _root(grid: Grid, root: str | None) -> str:
     return (root or grid.root or f"runs/{grid.name}").rstrip("/")
 
 
+def _local_root(grid: Grid, root: str | None) -> str:
+    """The grid's root, for ``run``: a local directory we may write."""
+    base = _root(grid, root)
+    if "://" in base:
+        raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
+    check_output_dir(base, "--root")
+    return base
+
+
+def _log_tail(log: Path, lines: int = 20) -> str:
+    """The last non-blank lines of a child's log (a progress bar's redraws split apart)."""
+    text = re.split(r"[\r\n]", log.read_text(errors="replace"))
+    return "\n".join([t for t in text if t.strip()][-lines:])
+
+
 def _exists(path: str) -> bool:
     if "://" in path:
         from etils import epath
@@ -472,8 +487,7 @@ class Background:
             self.running.remove(job)
             rc = job.proc.returncode
             if rc != 0:
-                tail = job.log.read_text(errors="replace").splitlines()[-20:]
-                print("\n".join(tail), file=sys.stderr)
+                print(_log_tail(job.log), file=sys.stderr)
                 raise RuntimeError(
                     f"stage {job.key} failed (exit {rc}; log {job.log}); fix and rerun: "
                     "finished stages are skipped"
@@ -529,10 +543,7 @@ def run(
     default this call waits before it returns). ``defer_report`` (another grid follows, in
     the same ``background``): the report, if executions still run, becomes a child that
     starts when they end, so this call returns at once."""
-    base = _root(grid, root)
-    if "://" in base:
-        raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
-    check_output_dir(base, "--root")
+    base = _local_root(grid, root)
     todo = select(stages(grid, root), arms, seeds)
     Path(base).mkdir(parents=True, exist_ok=True)
     ran = []
@@ -594,7 +605,7 @@ def run(
 
 # The lines of a grid run in a child driver (``run --jobs``) that its parent shows: stage
 # progress and problems; the rest (progress bars, library logs) stays in the grid's run.log.
-_CONSOLE_LINE = re.compile(r"^(\[\d+/\d+\] |== |error|Traceback|\S+Error|WARNING|ERROR)")
+_CONSOLE_LINE = re.compile(r"^(\[\d+/\d+\] |error|Traceback|\S+Error|WARNING|ERROR)")
 
 
 @dataclasses.dataclass
@@ -670,37 +681,42 @@ def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) ->
         raise
 
 
-def _grid_job(args: argparse.Namespace, path: str, grid: Grid, root: str | None) -> GridJob:
-    """The child driver of one grid for ``run --jobs``: the parent's own settings."""
-    argv = [sys.executable, "-m", "t5x_xfer.experiments", "run", "--grid", path]
-    argv += ["--root", _root(grid, root)]
+def _grid_job(
+    args: argparse.Namespace, path: str, grid: Grid, base: str, bindings: Sequence[str]
+) -> GridJob:
+    """The child driver of one grid (rooted at ``base``) for ``run --jobs``: the parent's own
+    settings and gin ``bindings``."""
+    argv = [sys.executable, "-m", "t5x_xfer.experiments", "run", "--grid", path, "--root", base]
     argv += ["--arms", *args.arms] if args.arms else []
     argv += ["--seeds", *map(str, args.seeds)] if args.seeds else []
     argv += ["--isolate"] if args.isolate else []
     argv += ["--verbose"] if args.verbose else []
     # Drivers side by side share the cores: XLA's threads too (host.limit_xla_cpu_threads).
-    threads = args.xla_cpu_threads or max(1, len(os.sched_getaffinity(0)) // args.jobs)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = args.xla_cpu_threads or max(1, (cores or 1) // args.jobs)
     argv += ["--xla_cpu_threads", str(threads)]
-    argv += [f"--gin.{b}" for b in args.bindings]
-    return GridJob(grid.name, argv, Path(_root(grid, root)) / "run.log")
+    argv += [f"--gin.{b}" for b in bindings]
+    return GridJob(grid.name, argv, Path(base) / "run.log")
 
 
-def _run_jobs(args: argparse.Namespace, grids: Sequence[Grid], roots: Sequence[str | None]) -> int:
+def _run_jobs(
+    args: argparse.Namespace,
+    grids: Sequence[Grid],
+    roots: Sequence[str | None],
+    bindings: Sequence[str],
+) -> int:
     """``run --jobs N`` with several grids: each grid in a child driver, N at once; then
     each finished grid's report, in order, or the failed one's log tail."""
-    for grid, root in zip(grids, roots, strict=True):  # before any child starts
-        base = _root(grid, root)
-        if "://" in base:
-            raise ValueError(f"run executes locally; root {base} is remote: use plan and launch/")
-        check_output_dir(base, "--root")
-    jobs = [_grid_job(args, p, g, r) for p, g, r in zip(args.grid, grids, roots, strict=True)]
+    bases = [_local_root(g, r) for g, r in zip(grids, roots, strict=True)]  # before any child
+    jobs = [
+        _grid_job(args, p, g, b, bindings) for p, g, b in zip(args.grid, grids, bases, strict=True)
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     run_grid_jobs(jobs, args.jobs, env)
     failed = [job for job in jobs if job.code != 0]
     for job in jobs:
         if job in failed:
-            tail = re.split(r"[\r\n]", job.log.read_text(errors="replace"))
-            print("\n".join([t for t in tail if t.strip()][-20:]), file=sys.stderr)
+            print(_log_tail(job.log), file=sys.stderr)
             print(
                 f"error: grid {job.name} failed (exit {job.code}; log {job.log}); "
                 "fix and rerun: finished stages are skipped",
@@ -911,8 +927,7 @@ def main(argv: list[str] | None = None) -> int:
             for g in grids
         ]
         if args.command == "run" and args.jobs > 1 and len(grids) > 1:
-            args.bindings = bindings
-            rc = _run_jobs(args, grids, roots)
+            rc = _run_jobs(args, grids, roots, bindings)
             print(_time_used(*started), flush=True)
             return rc
         if args.command == "run" and args.xla_cpu_threads and not args.isolate:

@@ -265,12 +265,12 @@ def test_a_grid_job_passes_on_the_drivers_settings(capsys):
         seeds=[0],
         isolate=False,
         verbose=True,
-        bindings=["DecodeSettings.num_samples=4"],
         jobs=2,
         xla_cpu_threads=None,
     )
     grid = experiments.load_grid(grids[1])
-    job = experiments._grid_job(args, grids[1], grid, "R/debug_cpu_decoder")
+    bindings = ["DecodeSettings.num_samples=4"]
+    job = experiments._grid_job(args, grids[1], grid, "R/debug_cpu_decoder", bindings)
     assert job.argv[1:] == [
         "-m",
         "t5x_xfer.experiments",
@@ -289,7 +289,7 @@ def test_a_grid_job_passes_on_the_drivers_settings(capsys):
         "--gin.DecodeSettings.num_samples=4",
     ]
     args.xla_cpu_threads = 3
-    assert experiments._grid_job(args, grids[1], grid, "R/x").argv[-2] == "3"
+    assert experiments._grid_job(args, grids[1], grid, "R/x", bindings).argv[-2] == "3"
     assert job.log == Path("R/debug_cpu_decoder/run.log") and job.name == "debug_cpu_decoder"
     with pytest.raises(SystemExit):
         experiments.main([*parent, "--jobs", "0"])
