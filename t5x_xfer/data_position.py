@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -28,6 +29,11 @@ def _step_dir(model_dir: str, step: int) -> str:
 
 def _prefix(model_dir: str, step: int, process_index: int) -> str:
     return posixpath.join(_step_dir(model_dir, step), f"process_{process_index}")
+
+
+def _drop(box: list[Any]) -> None:
+    """Delete the only reference to ``box``'s item here, on this thread."""
+    box.clear()
 
 
 class DataIterator:
@@ -50,6 +56,17 @@ class DataIterator:
 
     def __iter__(self) -> Iterator[Any]:
         return self
+
+    def close(self) -> None:
+        """Drop the pipeline on a thread of its own. Its tf.data threads may be inside an
+        element when training ends, and TensorFlow waits for them where the iterator is
+        deleted: seconds (up to 10 s measured after a tiny model's 200 steps) that the next
+        stage of an in-process driver need not wait for. The interpreter joins the thread
+        before it exits."""
+        if self._it is None:
+            return
+        box, self._it = [self._it], None
+        threading.Thread(target=_drop, args=(box,), name="drop tf.data iterator").start()
 
     def __next__(self) -> Any:
         return self._convert(next(self._it))

@@ -5,7 +5,7 @@
     python -m t5x_xfer.experiments plan   --grid ... --power [--pass_rate 0.2] [--seed_sd 1]
         [--pilot RUNS/baseline/seed*/eval]   (the smallest detectable pass@1 difference)
     python -m t5x_xfer.experiments run    --grid ... [--arms baseline mnli] [--seeds 0]
-    python -m t5x_xfer.experiments run    --grid A.gin B.gin --jobs 2   (grids side by side)
+    python -m t5x_xfer.experiments run    --grid A.gin B.gin --jobs 2   (2 stages at a time)
     python -m t5x_xfer.experiments status --grid ...
     python -m t5x_xfer.experiments report --grid ...
 
@@ -43,11 +43,13 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +152,7 @@ class Stage:
     done: str | None  # local path or URL (gs://...)
     arm: str | None = None
     seed: int | None = None
+    after: tuple[str, ...] = ()  # the keys of the stages whose outputs it reads
 
     def is_done(self) -> bool:
         return self.done is not None and _exists(self.done)
@@ -257,6 +260,38 @@ def stages(grid: Grid, root: str | None = None) -> list[Stage]:
     argv = ("-m", "t5x_xfer.report", "--root", base, "--out", J(base, "report"))
     argv += ("--arms", *grid.arms, "--ks", *(str(k) for k in grid.report_ks))
     out.append(Stage("report", "report", argv, None))
+    return _with_dependencies(out)
+
+
+def _with_dependencies(todo: Sequence[Stage]) -> list[Stage]:
+    """Each stage with the keys of those it reads (``after``): prepare commands in order,
+    then the shared pretrained stage, each arm and seed's chain from it (eval and export
+    read the target stage), the report every eval and export: what ``run --jobs`` may
+    run side by side.
+
+    >>> keys = ["prepare/0", "pretrained", "a/seed0/intermediate", "a/seed0/target"]
+    >>> keys += ["a/seed0/eval", "a/seed0/export", "report"]
+    >>> kinds = ["prepare", "pretrained", "intermediate", "target", "eval", "export", "report"]
+    >>> dag = _with_dependencies([Stage(k, t, (), None) for k, t in zip(keys, kinds)])
+    >>> {s.key: s.after for s in dag}  # doctest: +NORMALIZE_WHITESPACE
+    {'prepare/0': (), 'pretrained': ('prepare/0',), 'a/seed0/intermediate': ('pretrained',),
+     'a/seed0/target': ('a/seed0/intermediate',), 'a/seed0/eval': ('a/seed0/target',),
+     'a/seed0/export': ('a/seed0/target',), 'report': ('a/seed0/eval', 'a/seed0/export')}
+    """
+    prepares = tuple(s.key for s in todo if s.kind == "prepare")
+    out, last = [], {}  # (arm, seed) -> its latest training stage
+    for s in todo:
+        if s.kind == "prepare":
+            after = prepares[: prepares.index(s.key)][-1:]
+        elif s.kind == "pretrained":
+            after = prepares
+        elif s.kind == "report":
+            after = tuple(t.key for t in todo if t.kind in ("eval", "export"))
+        else:
+            after = (last.get((s.arm, s.seed), "pretrained"),)
+            if s.kind in ("intermediate", "target"):
+                last[(s.arm, s.seed)] = s.key
+        out.append(dataclasses.replace(s, after=after))
     return out
 
 
@@ -433,14 +468,17 @@ class Background:
     another grid follows, is deferred: it runs as a child once they have ended, while the
     driver trains the next grid."""
 
-    def __init__(self) -> None:
+    def __init__(self, name_grids: bool = True) -> None:
+        self.name_grids = name_grids  # whether a label needs its grid's name added
         self.running: list[_Execution] = []
         self.deferred: list[_Deferred] = []
         self.current: str | None = None  # the base of the grid the driver runs now
 
     def _name(self, label: str, base: str) -> str:
         """``label``, naming its grid when the driver has gone on to another one."""
-        return label if base == self.current else f"{label} (grid {posixpath.basename(base)})"
+        if base == self.current or not self.name_grids:
+            return label
+        return f"{label} (grid {posixpath.basename(base)})"
 
     def start(
         self, label: str, key: str, base: str, argv: list[str], env: dict[str, str], t0: float
@@ -563,38 +601,8 @@ def run(
                 continue
             if stage.kind == "report":
                 bg.wait(base)
-            if stage.is_done():
-                print(f"{label}: done, skipped", flush=True)
-                continue
-            resumed = " (resuming)" if stage.is_started() else ""
-            print(f"{label}{resumed}: {stage.shell()}", flush=True)
-            argv = list(stage.argv)
-            t0 = time.perf_counter()
-            if not isolate and argv[0] == "-m" and argv[1] in IN_PROCESS:
-                _use_compilation_cache(base)
-                rc = _in_process(argv)
-            elif not isolate and stage.kind == "eval":
-                _use_compilation_cache(base)
-                child = _decode(argv)
-                if isinstance(child, list):
-                    bg.start(label, stage.key, base, child, env, t0)
-                    ran.append(stage.key)
-                    continue
-                rc = child
-            else:
-                if argv[0] != "bash":
-                    argv = [sys.executable, *argv]
-                rc = subprocess.run(argv, env=env).returncode
-            if rc != 0:
-                raise RuntimeError(
-                    f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages "
-                    "are skipped"
-                )
-            if stage.kind == "prepare" and stage.done is not None:
-                Path(stage.done).parent.mkdir(parents=True, exist_ok=True)
-                Path(stage.done).write_text("ok\n")
-            print(f"{label}: finished in {time.perf_counter() - t0:.0f} s", flush=True)
-            ran.append(stage.key)
+            if _run_stage(label, stage, base, env, bg, isolate) != "skipped":
+                ran.append(stage.key)
         if own:
             bg.wait()
     except BaseException:
@@ -603,14 +611,181 @@ def run(
     return ran
 
 
-# The lines of a grid run in a child driver (``run --jobs``) that its parent shows: stage
-# progress and problems; the rest (progress bars, library logs) stays in the grid's run.log.
-_CONSOLE_LINE = re.compile(r"^(\[\d+/\d+\] |error|Traceback|\S+Error|WARNING|ERROR)")
+def _run_stage(
+    label: str, stage: Stage, base: str, env: dict[str, str], bg: Background, isolate: bool
+) -> str:
+    """Run one stage of the grid rooted at ``base``: "skipped" (finished before), "ran", or
+    "background" (an eval stage decoded here, its samples executing in ``bg``)."""
+    if stage.is_done():
+        print(f"{label}: done, skipped", flush=True)
+        return "skipped"
+    resumed = " (resuming)" if stage.is_started() else ""
+    print(f"{label}{resumed}: {stage.shell()}", flush=True)
+    argv = list(stage.argv)
+    t0 = time.perf_counter()
+    if not isolate and argv[0] == "-m" and argv[1] in IN_PROCESS:
+        _use_compilation_cache(base)
+        rc = _in_process(argv)
+    elif not isolate and stage.kind == "eval":
+        _use_compilation_cache(base)
+        child = _decode(argv)
+        if isinstance(child, list):
+            bg.start(label, stage.key, base, child, env, t0)
+            return "background"
+        rc = child
+    else:
+        if argv[0] != "bash":
+            argv = [sys.executable, *argv]
+        rc = subprocess.run(argv, env=env).returncode
+    if rc != 0:
+        raise RuntimeError(
+            f"stage {stage.key} failed (exit {rc}); fix and rerun: finished stages are skipped"
+        )
+    if stage.kind == "prepare" and stage.done is not None:
+        Path(stage.done).parent.mkdir(parents=True, exist_ok=True)
+        Path(stage.done).write_text("ok\n")
+    print(f"{label}: finished in {time.perf_counter() - t0:.0f} s", flush=True)
+    return "ran"
+
+
+class Claims:
+    """Which worker driver of ``run --jobs`` took which stage: a file per stage in a directory
+    the parent made for this run, created exclusively (``O_EXCL``) by the worker that takes
+    the stage and holding its pid, and ``<file>.ok`` once the stage finished. A stage whose
+    worker died before finishing it blocks the stages after it (a rerun does them)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, grid: int, key: str) -> Path:
+        return self.root / str(grid) / key.replace("/", "__")
+
+    def take(self, grid: int, key: str) -> bool:
+        path = self._path(grid, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+
+    def taken(self, grid: int, key: str) -> bool:
+        return self._path(grid, key).exists()
+
+    def finish(self, grid: int, key: str) -> None:
+        path = self._path(grid, key)
+        path.with_name(path.name + ".ok").write_text("ok\n")
+
+    def finished(self, grid: int, key: str) -> bool:
+        path = self._path(grid, key)
+        return path.with_name(path.name + ".ok").exists()
+
+    def alive(self, grid: int, key: str) -> bool:
+        """Whether the worker that took the stage still runs (a pid not yet written: yes)."""
+        text = self._path(grid, key).read_text().strip()
+        if not text:
+            return True
+        try:
+            os.kill(int(text), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkItem:
+    """A stage of one of the grids a worker driver serves."""
+
+    grid: int  # its index in the worker's --grid list
+    base: str  # the grid's root
+    stage: Stage
+    label: str  # "[grid] [i/n] key"
+
+
+def work_items(grids: Sequence[Grid], roots: Sequence[str | None], arms, seeds) -> list[WorkItem]:
+    """Every selected stage of every grid, grid after grid, each in its grid's order."""
+    items = []
+    for g, (grid, root) in enumerate(zip(grids, roots, strict=True)):
+        base = _local_root(grid, root)
+        todo = select(stages(grid, root), arms, seeds)
+        keys = {s.key for s in todo}
+        for i, s in enumerate(todo, 1):
+            s = dataclasses.replace(s, after=tuple(k for k in s.after if k in keys))
+            items.append(WorkItem(g, base, s, f"[{grid.name}] [{i}/{len(todo)}] {s.key}"))
+    return items
+
+
+def work(items: Sequence[WorkItem], claims: Claims, isolate: bool = False) -> list[str]:
+    """A worker driver of ``run --jobs N``: takes the first stage, in ``items``' order, that
+    no worker took and whose inputs are finished, runs it as ``run`` would (training and
+    decoding in this process, the samples' execution beside the next stages), and again,
+    until every stage is taken or blocked by a failed one; returns the labels it ran.
+
+    Why: N such workers share the stages of all grids (and the arms of one), so every core
+    stays busy until the last stage, where N drivers of one grid each would idle once their
+    shorter grid ends. A stage that fails stops this worker (its error and log on stderr);
+    the others go on with every stage that does not need its output."""
+    bg = Background(name_grids=False)
+    ran: list[str] = []
+    envs = {
+        it.base: {**_compilation_cache_env(it.base), **os.environ, "PYTHONUNBUFFERED": "1"}
+        for it in items
+    }
+    for base in envs:
+        Path(base).mkdir(parents=True, exist_ok=True)
+    try:
+        while True:
+            bg.poll()
+            state: dict[tuple[int, str], str] = {}
+            pick = None
+            for it in items:
+                k = (it.grid, it.stage.key)
+                if claims.taken(*k):
+                    done = claims.finished(*k) or it.stage.is_done()
+                    state[k] = "done" if done else "running" if claims.alive(*k) else "blocked"
+                    continue
+                deps = [state[(it.grid, d)] for d in it.stage.after]
+                if "blocked" in deps:
+                    state[k] = "blocked"
+                elif any(d != "done" for d in deps):
+                    state[k] = "waiting"
+                elif claims.take(*k):
+                    pick = it
+                    break
+                else:
+                    state[k] = "running"
+            if pick is None:
+                if "waiting" not in state.values() and not bg.running:
+                    break
+                time.sleep(0.2)
+                continue
+            if pick.stage.kind == "report":
+                bg.wait(pick.base)
+            outcome = _run_stage(pick.label, pick.stage, pick.base, envs[pick.base], bg, isolate)
+            if outcome != "background":
+                claims.finish(pick.grid, pick.stage.key)
+            if outcome != "skipped":
+                ran.append(pick.label)
+    except BaseException:
+        bg.stop()
+        raise
+    return ran
+
+
+# The lines of a worker driver (``run --jobs``) that its parent shows: stage progress and
+# problems; the rest (progress bars, library logs) stays in the worker's log.
+_CONSOLE_LINE = re.compile(
+    r"^((\[[^\]\s]+\] )?\[\d+/\d+\] |error|Traceback|\S+Error|WARNING|ERROR)"
+)
 
 
 @dataclasses.dataclass
-class GridJob:
-    """One grid run by a child driver: its name, command and log (``run --jobs``)."""
+class Job:
+    """A child driver of ``run --jobs``: its name, command and log."""
 
     name: str
     argv: list[str]
@@ -621,8 +796,8 @@ class GridJob:
     t0: float = 0.0  # when it started (time.perf_counter)
 
 
-def _relay(job: GridJob, lock: threading.Lock) -> None:
-    """Copy the child's output to its log; show its progress lines, prefixed with the grid."""
+def _relay(job: Job, lock: threading.Lock) -> None:
+    """Copy the child's output to its log; show its progress lines."""
     assert job.proc is not None and job.proc.stdout is not None
     pending = b""
     with open(job.log, "wb") as out:
@@ -635,18 +810,27 @@ def _relay(job: GridJob, lock: threading.Lock) -> None:
             ]
             if shown:
                 with lock:
-                    print("".join(f"[{job.name}] {t}\n" for t in shown), end="", flush=True)
+                    print("".join(f"{t}\n" for t in shown), end="", flush=True)
 
 
-def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) -> None:
-    """Run the grids' child drivers, ``at_once`` at a time, each job's ``code`` set when done.
+def run_jobs(
+    jobs: Sequence[Job],
+    at_once: int,
+    env: dict[str, str],
+    tick: Callable[[Callable[[str], None]], None] | None = None,
+) -> None:
+    """Run the child drivers, ``at_once`` at a time, each job's ``code`` set when done;
+    ``tick(say)`` every 0.2 s (``say`` prints a line between the children's lines).
 
-    Why: one driver keeps about 1.4 of 2 CPU cores busy (a tiny model's step is bound by
-    XLA's dispatch, not arithmetic), so two independent grids side by side finish sooner than
-    one after the other. Grids share nothing but the machine. Interrupted (or failing here),
-    the children are terminated: each saves what it can, and a rerun resumes them."""
+    Interrupted (or failing here), the children are terminated: each saves what it can,
+    and a rerun resumes them."""
     lock = threading.Lock()
     waiting, running = list(jobs), []
+
+    def say(line: str) -> None:
+        with lock:
+            print(line, flush=True)
+
     try:
         while waiting or running:
             while waiting and len(running) < at_once:
@@ -658,18 +842,19 @@ def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) ->
                 )
                 job.relay = threading.Thread(target=_relay, args=(job, lock), daemon=True)
                 job.relay.start()
-                with lock:
-                    print(f"== grid {job.name}: started (log: {job.log}) ==", flush=True)
+                say(f"== {job.name}: started (log: {job.log}) ==")
                 running.append(job)
             time.sleep(0.2)
+            if tick is not None:
+                tick(say)
             for job in [j for j in running if j.proc.poll() is not None]:
                 running.remove(job)
                 job.relay.join()
                 job.code = job.proc.returncode
-                with lock:
-                    state = "finished" if job.code == 0 else f"failed (exit {job.code})"
-                    took = _minutes(time.perf_counter() - job.t0)
-                    print(f"== grid {job.name}: {state} in {took} ==", flush=True)
+                state = "finished" if job.code == 0 else f"failed (exit {job.code})"
+                say(f"== {job.name}: {state} in {_minutes(time.perf_counter() - job.t0)} ==")
+        if tick is not None:
+            tick(say)
     except BaseException:
         for job in running:
             job.proc.terminate()
@@ -681,22 +866,23 @@ def run_grid_jobs(jobs: Sequence[GridJob], at_once: int, env: dict[str, str]) ->
         raise
 
 
-def _grid_job(
-    args: argparse.Namespace, path: str, grid: Grid, base: str, bindings: Sequence[str]
-) -> GridJob:
-    """The child driver of one grid (rooted at ``base``) for ``run --jobs``: the parent's own
-    settings and gin ``bindings``."""
-    argv = [sys.executable, "-m", "t5x_xfer.experiments", "run", "--grid", path, "--root", base]
+def _worker_job(
+    args: argparse.Namespace, i: int, claims: Path, log: Path, bindings: Sequence[str]
+) -> Job:
+    """Worker ``i`` of ``run --jobs``: the parent's grids, root, selection and gin
+    ``bindings``, its share of the cores for XLA's threads, and the run's claims."""
+    argv = [sys.executable, "-m", "t5x_xfer.experiments", "run", "--grid", *args.grid]
+    argv += ["--root", args.root] if args.root else []
     argv += ["--arms", *args.arms] if args.arms else []
     argv += ["--seeds", *map(str, args.seeds)] if args.seeds else []
     argv += ["--isolate"] if args.isolate else []
     argv += ["--verbose"] if args.verbose else []
-    # Drivers side by side share the cores: XLA's threads too (host.limit_xla_cpu_threads).
+    # Workers side by side share the cores: XLA's threads too (host.limit_xla_cpu_threads).
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = args.xla_cpu_threads or max(1, (cores or 1) // args.jobs)
-    argv += ["--xla_cpu_threads", str(threads)]
+    argv += ["--xla_cpu_threads", str(threads), "--worker", str(claims)]
     argv += [f"--gin.{b}" for b in bindings]
-    return GridJob(grid.name, argv, Path(base) / "run.log")
+    return Job(f"worker {i}", argv, log)
 
 
 def _run_jobs(
@@ -705,27 +891,45 @@ def _run_jobs(
     roots: Sequence[str | None],
     bindings: Sequence[str],
 ) -> int:
-    """``run --jobs N`` with several grids: each grid in a child driver, N at once; then
-    each finished grid's report, in order, or the failed one's log tail."""
+    """``run --jobs N``: N worker drivers share the stages of every grid (:func:`work`);
+    then each finished grid's report, in order, or the failed workers' log tails."""
     bases = [_local_root(g, r) for g, r in zip(grids, roots, strict=True)]  # before any child
+    common = os.path.commonpath([os.path.abspath(b) for b in bases])
+    logs_dir = Path(bases[0] if common == os.path.abspath(os.sep) else os.path.relpath(common))
+    claims = Path(tempfile.mkdtemp(prefix="t5x_xfer-run-"))
     jobs = [
-        _grid_job(args, p, g, b, bindings) for p, g, b in zip(args.grid, grids, bases, strict=True)
+        _worker_job(args, i, claims, logs_dir / f"run-worker{i}.log", bindings)
+        for i in range(1, args.jobs + 1)
     ]
+    reported = set()
+    t0 = time.perf_counter()
+
+    def tick(say: Callable[[str], None]) -> None:
+        for g, grid in enumerate(grids):
+            if g not in reported and Claims(claims).finished(g, "report"):
+                reported.add(g)
+                say(f"== grid {grid.name}: finished in {_minutes(time.perf_counter() - t0)} ==")
+
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    run_grid_jobs(jobs, args.jobs, env)
+    try:
+        run_jobs(jobs, args.jobs, env, tick)
+    finally:
+        shutil.rmtree(claims, ignore_errors=True)
     failed = [job for job in jobs if job.code != 0]
-    for job in jobs:
-        if job in failed:
-            print(_log_tail(job.log), file=sys.stderr)
+    for job in failed:
+        print(_log_tail(job.log), file=sys.stderr)
+        print(f"error: {job.name} failed (exit {job.code}; log {job.log})", file=sys.stderr)
+    for g, (grid, base) in enumerate(zip(grids, bases, strict=True)):
+        if g not in reported:
             print(
-                f"error: grid {job.name} failed (exit {job.code}; log {job.log}); "
-                "fix and rerun: finished stages are skipped",
+                f"error: grid {grid.name} did not finish; fix and rerun: finished stages are "
+                "skipped",
                 file=sys.stderr,
             )
         elif not args.arms and not args.seeds:
-            print(f"== grid {job.name}: report ==", flush=True)
-            print((job.log.parent / "report" / "report.md").read_text(), end="")
-    return 2 if failed else 0
+            print(f"== grid {grid.name}: report ==", flush=True)
+            print((Path(base) / "report" / "report.md").read_text(), end="")
+    return 2 if failed or len(reported) < len(grids) else 0
 
 
 def status(grid: Grid, root: str | None = None) -> list[dict[str, Any]]:
@@ -788,9 +992,6 @@ def _command(
 ) -> Path | None:
     """One of plan, run, status, report for one grid (``more``: another grid follows); a
     deferred report's file, for the caller to print once the background has ended."""
-    for name in args.arms or ():
-        if name not in grid.arms:
-            raise ValueError(f"--arms {name!r} is not in the grid's arms {list(grid.arms)}")
     if args.command == "plan" and args.power:
         print(power(grid, args))
     elif args.command == "plan":
@@ -861,10 +1062,12 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs",
         type=int,
         default=1,
-        help="run: up to this many grids at once, each in a driver process of its own whose "
-        "output goes to <root>/run.log (the console shows their stage lines, prefixed with "
-        "the grid's name); 1: one after the other, in this process",
+        help="run: this many worker drivers, each a process of its own, share the stages of "
+        "every grid: any stage whose inputs are finished runs on the next free worker "
+        "(their output in <root>/run-worker<i>.log; the console shows their stage lines); "
+        "1: one stage after the other, in this process",
     )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # run --jobs: its claims directory
     parser.add_argument(
         "--xla_cpu_threads",
         type=int,
@@ -907,6 +1110,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seed_sd must be in [0, 100] pp, got {args.seed_sd}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if args.worker and args.command != "run":
+        parser.error("--worker is run --jobs's own flag")
     if args.xla_cpu_threads is not None and args.xla_cpu_threads < 1:
         parser.error(f"--xla_cpu_threads must be >= 1, got {args.xla_cpu_threads}")
     if args.problems < 2:
@@ -926,7 +1131,13 @@ def main(argv: list[str] | None = None) -> int:
             else args.root
             for g in grids
         ]
-        if args.command == "run" and args.jobs > 1 and len(grids) > 1:
+        for grid in grids:
+            for name in args.arms or ():
+                if name not in grid.arms:
+                    raise ValueError(
+                        f"--arms {name!r} is not in grid {grid.name}'s arms {list(grid.arms)}"
+                    )
+        if args.command == "run" and args.jobs > 1 and not args.worker:
             rc = _run_jobs(args, grids, roots, bindings)
             print(_time_used(*started), flush=True)
             return rc
@@ -934,6 +1145,10 @@ def main(argv: list[str] | None = None) -> int:
             from t5x_xfer import host
 
             host.limit_xla_cpu_threads(args.xla_cpu_threads)
+        if args.worker:
+            items = work_items(grids, roots, args.arms, args.seeds)
+            work(items, Claims(Path(args.worker)), args.isolate)
+            return 0
         background = Background()
         later = []
         for i, (grid, root) in enumerate(zip(grids, roots, strict=True)):

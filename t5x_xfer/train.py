@@ -344,6 +344,7 @@ def train(
     if jax.process_index() == 0 and summary["step"] >= train_steps:
         text = json.dumps(summary, indent=2) + "\n"
         checkpoints.write_text(f"{model_dir.rstrip('/')}/summary.json", text)
+    batches.close()
     return summary
 
 

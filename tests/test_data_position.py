@@ -47,3 +47,31 @@ def test_another_pipeline_fails_in_one_line_naming_the_state(tmp_path):
     with pytest.raises(ValueError, match="does not fit this run's input pipeline") as e:
         other.restore(1)
     assert str(tmp_path / "data_state" / "1") in str(e.value)
+
+
+def test_close_drops_the_pipeline_on_a_thread_of_its_own(tmp_path):
+    """TensorFlow waits for the pipeline's threads where the iterator is deleted; close()
+    has that happen on another thread, and the caller holds no reference to it."""
+    import threading
+
+    deleted_on = []
+    done = threading.Event()
+
+    class Iterator:
+        def __next__(self):
+            return 1
+
+        def __del__(self):
+            deleted_on.append(threading.current_thread().name)
+            done.set()
+
+    class Source:
+        def __iter__(self):
+            return Iterator()
+
+    batches = data_position.DataIterator(Source(), lambda b: b, str(tmp_path), 0, False)
+    assert next(batches) == 1
+    batches.close()
+    assert done.wait(10)
+    assert deleted_on == ["drop tf.data iterator"]
+    batches.close()  # a second close does nothing

@@ -7,6 +7,7 @@ import importlib
 import os
 import re
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -220,47 +221,140 @@ def test_a_deferred_report_starts_once_its_grids_executions_end(tmp_path, capsys
         background.wait()
 
 
-def _child(name: str, tmp_path, script: str) -> experiments.GridJob:
-    return experiments.GridJob(name, [sys.executable, "-c", script], tmp_path / name / "run.log")
+def _stage(tmp_path, key: str, kind: str, after: tuple[str, ...], script: str = "") -> Path:
+    """A bash stage that logs its start and end to ``tmp_path/log`` and, unless a prepare
+    stage (the driver marks those) or the report, writes its completion file itself."""
+    done = None if kind == "report" else str(tmp_path / "out" / f"{key}.done")
+    log = tmp_path / "log"
+    steps = [f"echo start {key} >> {log}", script, "sleep 0.3"]
+    if kind not in ("prepare", "report"):
+        steps.append(f"mkdir -p {Path(done).parent} && touch {done}")
+    cmd = "; ".join([*filter(None, steps), f"echo end {key} >> {log}"])
+    return experiments.Stage(key, kind, ("bash", "-c", cmd), done, after=after)
 
 
-def test_grid_jobs_run_side_by_side_showing_only_their_stage_lines(tmp_path, capsys):
-    """``run --jobs``: each grid's driver is a child whose whole output (progress bars
-    included) goes to its log, while the console shows its stage lines under its name; a
-    failed child's exit status is kept, and the other grid still finishes."""
+def _items(tmp_path, stages) -> list[experiments.WorkItem]:
+    return [
+        experiments.WorkItem(0, str(tmp_path), s, f"[g] [{i}/9] {s.key}")
+        for i, s in enumerate(stages, 1)
+    ]
+
+
+def _dag(tmp_path) -> list[experiments.Stage]:
+    return [
+        _stage(tmp_path, "prepare/0", "prepare", ()),
+        _stage(tmp_path, "a/target", "target", ("prepare/0",)),
+        _stage(tmp_path, "b/intermediate", "intermediate", ("prepare/0",)),
+        _stage(tmp_path, "b/target", "target", ("b/intermediate",)),
+        _stage(tmp_path, "report", "report", ("a/target", "b/target")),
+    ]
+
+
+def test_workers_share_a_grids_stages_each_once_after_its_inputs(tmp_path, capsys):
+    """``run --jobs``: workers take the next stage whose inputs are finished; every stage
+    runs once, none before the stages it reads, and independent chains run side by side."""
+    import threading
+
+    claims = experiments.Claims(tmp_path / "claims")
+    items = _items(tmp_path, _dag(tmp_path))
+    ran: list[list[str]] = [[], []]
+    workers = [
+        threading.Thread(target=lambda i=i: ran[i].extend(experiments.work(items, claims)))
+        for i in range(2)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    events = (tmp_path / "log").read_text().split("\n")[:-1]
+    assert sorted(ran[0] + ran[1]) == sorted(it.label for it in items)
+    assert sorted(e for e in events if e.startswith("start")) == sorted(
+        f"start {it.stage.key}" for it in items
+    )
+    for it in items:
+        for dep in it.stage.after:
+            assert events.index(f"end {dep}") < events.index(f"start {it.stage.key}")
+    # a/target and b/intermediate overlap: both start before either ends
+    first_end = min(events.index("end a/target"), events.index("end b/intermediate"))
+    assert max(events.index("start a/target"), events.index("start b/intermediate")) < first_end
+    assert "[g] [5/9] report: finished in" in capsys.readouterr().out
+    assert all(claims.finished(0, it.stage.key) for it in items)
+
+    # a rerun: finished stages are skipped, the report (no completion file) runs again
+    ran2 = experiments.work(items, experiments.Claims(tmp_path / "claims2"))
+    assert ran2 == ["[g] [5/9] report"]
+    assert "[g] [1/9] prepare/0: done, skipped" in capsys.readouterr().out
+
+
+def test_a_failed_stage_stops_its_worker_and_blocks_only_what_reads_it(tmp_path, capsys):
+    """The stage fails: its worker raises naming it; a stage whose worker died unfinished
+    blocks the stages after it, while every other stage still runs and the worker ends."""
+    stages = _dag(tmp_path)
+    stages[2] = _stage(tmp_path, "b/intermediate", "intermediate", ("prepare/0",), "exit 3")
+    items = _items(tmp_path, stages)
+    claims = experiments.Claims(tmp_path / "claims")
+    with pytest.raises(RuntimeError, match=r"stage b/intermediate failed \(exit 3\)"):
+        experiments.work([items[0], items[2]], claims)
+    assert not claims.finished(0, "b/intermediate")
+    # the claim of a worker that died unfinished (its pid no longer runs)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / "claims" / "0" / "b__intermediate").write_text(str(gone.pid))
+    ran = experiments.work(items, claims)
+    assert ran == ["[g] [2/9] a/target"]  # b/target and the report are blocked
+    events = (tmp_path / "log").read_text()
+    assert "start b/target" not in events and "start report" not in events
+
+
+def test_worker_lines_reach_the_console():
+    assert experiments._CONSOLE_LINE.match("[debug_cpu] [3/11] baseline/seed0/target: python")
+    assert experiments._CONSOLE_LINE.match("[3/11] baseline/seed0/target: finished in 3 s")
+    assert not experiments._CONSOLE_LINE.match("[debug_cpu] train:  10%|#")
+
+
+def _child(name: str, tmp_path, script: str) -> experiments.Job:
+    return experiments.Job(name, [sys.executable, "-c", script], tmp_path / name / "run.log")
+
+
+def test_jobs_run_side_by_side_showing_only_their_stage_lines(tmp_path, capsys):
+    """``run --jobs``: each worker is a child whose whole output (progress bars included)
+    goes to its log, while the console shows its stage lines; a failed child's exit status
+    is kept, and the other still finishes."""
     stage = (
-        "import sys, time; print('[1/2] prepare/0: python -m x', flush=True); "
+        "import sys, time; print('[g] [1/2] prepare/0: python -m x', flush=True); "
         "sys.stdout.write('train:  10%|#\\rtrain: 100%|##\\n'); sys.stdout.flush(); "
-        "time.sleep(0.5); print('2026 INFO library line'); print('[1/2] prepare/0: finished')"
+        "time.sleep(0.5); print('2026 INFO library line'); print('[g] [1/2] prepare/0: finished')"
     )
     jobs = [_child("a", tmp_path, stage), _child("b", tmp_path, "raise SystemExit(3)")]
-    experiments.run_grid_jobs(jobs, at_once=2, env=dict(os.environ))
+    ticks = []
+    experiments.run_jobs(jobs, at_once=2, env=dict(os.environ), tick=ticks.append)
     out = capsys.readouterr().out
-    assert [job.code for job in jobs] == [0, 3]
-    assert "[a] [1/2] prepare/0: python -m x" in out and "[a] [1/2] prepare/0: finished" in out
+    assert [job.code for job in jobs] == [0, 3] and ticks
+    assert "[g] [1/2] prepare/0: python -m x" in out and "[g] [1/2] prepare/0: finished" in out
     assert "train:" not in out and "library line" not in out
-    assert re.search(r"== grid b: failed \(exit 3\) in \d+ s ==", out)
+    assert re.search(r"== b: failed \(exit 3\) in \d+ s ==", out)
     # both started before either ended: side by side
-    assert out.index("== grid b: started") < out.index("== grid a: finished")
+    assert out.index("== b: started") < out.index("== a: finished")
     log = (tmp_path / "a" / "run.log").read_text()
     assert "train: 100%" in log and "library line" in log
 
 
-def test_grid_jobs_beyond_the_limit_wait_for_a_free_slot(tmp_path, capsys):
+def test_jobs_beyond_the_limit_wait_for_a_free_slot(tmp_path, capsys):
     jobs = [_child(n, tmp_path, "import time; time.sleep(0.3)") for n in ("a", "b")]
-    experiments.run_grid_jobs(jobs, at_once=1, env=dict(os.environ))
+    experiments.run_jobs(jobs, at_once=1, env=dict(os.environ))
     out = capsys.readouterr().out
-    assert out.index("== grid a: finished") < out.index("== grid b: started")
+    assert out.index("== a: finished") < out.index("== b: started")
 
 
-def test_a_grid_job_passes_on_the_drivers_settings(capsys):
-    """The child driver of a grid gets its own root, the parent's arms, seeds and gin
-    bindings, and its share of the cores for XLA's threads unless the user chose a number;
+def test_a_worker_gets_the_drivers_settings(capsys):
+    """A worker gets the parent's grids, root, arms, seeds and gin bindings, the run's
+    claims, and its share of the cores for XLA's threads unless the user chose a number;
     --jobs and --xla_cpu_threads below 1 are refused before any work."""
     grids = ["gin/experiments/grid_debug_cpu.gin", "gin/experiments/grid_debug_cpu_decoder.gin"]
     parent = ["run", "--grid", *grids, "--root", "R", "--arms", "mnli", "--seeds", "0"]
     args = argparse.Namespace(
         grid=grids,
+        root="R",
         arms=["mnli"],
         seeds=[0],
         isolate=False,
@@ -268,17 +362,16 @@ def test_a_grid_job_passes_on_the_drivers_settings(capsys):
         jobs=2,
         xla_cpu_threads=None,
     )
-    grid = experiments.load_grid(grids[1])
     bindings = ["DecodeSettings.num_samples=4"]
-    job = experiments._grid_job(args, grids[1], grid, "R/debug_cpu_decoder", bindings)
+    job = experiments._worker_job(args, 1, Path("C"), Path("R/run-worker1.log"), bindings)
     assert job.argv[1:] == [
         "-m",
         "t5x_xfer.experiments",
         "run",
         "--grid",
-        grids[1],
+        *grids,
         "--root",
-        "R/debug_cpu_decoder",
+        "R",
         "--arms",
         "mnli",
         "--seeds",
@@ -286,11 +379,13 @@ def test_a_grid_job_passes_on_the_drivers_settings(capsys):
         "--verbose",
         "--xla_cpu_threads",
         str(max(1, len(os.sched_getaffinity(0)) // 2)),
+        "--worker",
+        "C",
         "--gin.DecodeSettings.num_samples=4",
     ]
     args.xla_cpu_threads = 3
-    assert experiments._grid_job(args, grids[1], grid, "R/x", bindings).argv[-2] == "3"
-    assert job.log == Path("R/debug_cpu_decoder/run.log") and job.name == "debug_cpu_decoder"
+    job = experiments._worker_job(args, 2, Path("C"), Path("R/w.log"), bindings)
+    assert job.argv[job.argv.index("--xla_cpu_threads") + 1] == "3" and job.name == "worker 2"
     with pytest.raises(SystemExit):
         experiments.main([*parent, "--jobs", "0"])
     assert "--jobs must be >= 1, got 0" in capsys.readouterr().err
