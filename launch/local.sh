@@ -3,8 +3,8 @@
 # Sets up .venv and the code evaluator's toolchains (apt/npm when root), then runs the debug
 # grids of both model families (gin/experiments/grid_debug_cpu.gin into runs/debug_cpu: a tiny
 # T5; grid_debug_cpu_decoder.gin into runs/debug_cpu_decoder: a tiny Llama-architecture LM),
-# side by side (--jobs 2: each grid's driver in a process of its own, its output in
-# <root>/run.log, its stage lines on the console under its name):
+# their stages shared by two worker drivers (--jobs 2: a stage runs on the next free worker
+# once its inputs are finished; output in runs/run-worker<i>.log, stage lines on the console):
 # smoke data and tokenizer, the baseline, CNN/DailyMail and MNLI arms, each followed by the
 # target stage, decoding and sandboxed execution on HumanEval-X (or the mini benchmark), then
 # each grid's report.

@@ -27,7 +27,9 @@ and the report inside the driver's own process (imports and JAX's start-up paid 
 not once per stage), the execution of the samples as a child process (its sandbox forks, and
 must not share a process with JAX's threads) that runs beside the next stages, its output in
 ``eval/execute.log`` (one at a time; a grid's report waits for them); ``run --isolate`` starts
-every stage as its own process, one after the other. A stage is finished when its completion
+every stage as its own process, one after the other. ``run --jobs N`` starts N worker drivers
+that share the stages of every grid, each stage once its inputs are finished (:func:`work`).
+A stage is finished when its completion
 file exists (``summary.json`` of train and evaluate_code, ``config.json`` of an export), and an
 interrupted stage resumes from its own checkpoint or cache when run again.
 """
@@ -44,6 +46,7 @@ import posixpath
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -719,6 +722,10 @@ def work_items(grids: Sequence[Grid], roots: Sequence[str | None], arms, seeds) 
     return items
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def work(items: Sequence[WorkItem], claims: Claims, isolate: bool = False) -> list[str]:
     """A worker driver of ``run --jobs N``: takes the first stage, in ``items``' order, that
     no worker took and whose inputs are finished, runs it as ``run`` would (training and
@@ -731,6 +738,10 @@ def work(items: Sequence[WorkItem], claims: Claims, isolate: bool = False) -> li
     the others go on with every stage that does not need its output."""
     bg = Background(name_grids=False)
     ran: list[str] = []
+    if threading.current_thread() is threading.main_thread():
+        # the parent's SIGTERM (it was interrupted) ends this worker through the cleanup
+        # below, whose executions would otherwise outlive it (a train stage saves first)
+        signal.signal(signal.SIGTERM, _exit_on_signal)
     envs = {
         it.base: {**_compilation_cache_env(it.base), **os.environ, "PYTHONUNBUFFERED": "1"}
         for it in items
@@ -894,8 +905,11 @@ def _run_jobs(
     """``run --jobs N``: N worker drivers share the stages of every grid (:func:`work`);
     then each finished grid's report, in order, or the failed workers' log tails."""
     bases = [_local_root(g, r) for g, r in zip(grids, roots, strict=True)]  # before any child
-    common = os.path.commonpath([os.path.abspath(b) for b in bases])
-    logs_dir = Path(bases[0] if common == os.path.abspath(os.sep) else os.path.relpath(common))
+    try:
+        common = os.path.commonpath(bases)  # the workers' logs: in the grids' common root
+    except ValueError:  # relative and absolute roots
+        common = ""
+    logs_dir = Path(common if common not in ("", os.sep) else bases[0])
     claims = Path(tempfile.mkdtemp(prefix="t5x_xfer-run-"))
     jobs = [
         _worker_job(args, i, claims, logs_dir / f"run-worker{i}.log", bindings)

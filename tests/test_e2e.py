@@ -52,8 +52,8 @@ def _checkpoints(model_dir: Path) -> list[int]:
 
 
 def test_debug_experiment_resumes_after_sigkill(tmp_path):
-    """Two arms (the grid's enumeration of all of them is tested in test_experiments). About
-    2 minutes on 2 cores."""
+    """Two arms (the grid's enumeration of all of them is tested in test_experiments), the
+    rerun by two worker drivers. About 2 minutes on 2 cores."""
     from tests.codeeval import fakes
 
     fakes.require_sandbox()
@@ -82,11 +82,18 @@ def test_debug_experiment_resumes_after_sigkill(tmp_path):
     # with the driver if it had not finished).
     assert (root / "baseline" / "seed0" / "eval" / "samples.jsonl").exists()
 
+    # The rerun with two worker drivers sharing the stages (run --jobs 2).
     done = subprocess.run(
-        _driver(root), cwd=REPO, env=env, capture_output=True, text=True, timeout=1200
+        [*_driver(root), "--jobs", "2"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
-    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     out = done.stdout
+    assert "== worker 2: started" in out and "== grid debug_cpu: finished in" in out
     assert "prepare/0: done, skipped" in out
     assert "baseline/seed0/eval: done, skipped" in out or "baseline/seed0/eval (resuming)" in out
     assert (root / "baseline" / "seed0" / "eval" / "summary.json").exists()
