@@ -1087,7 +1087,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=None,
         help="run: worker threads of JAX's CPU backend for the stages run in this process "
-        "(default: one per core; with --jobs N, cores / N for each grid's driver)",
+        "(default: one per core; with --jobs N, cores / N for each worker)",
     )
     parser.add_argument(
         "--root", help="experiment directory (default: the grid's; with several grids, ROOT/<name>)"

@@ -42,7 +42,7 @@ def limit_xla_cpu_threads(threads: int) -> None:
     Why: on a few cores the tiny debug model's step is bound by dispatching XLA's thousands of
     small thunks; a second thread made it only 6% faster in wall time and cost a third more
     CPU time (2 cores: 32.9 ms and 52 ms of CPU per step against 35.0 ms and 37 ms), CPU that
-    another grid's driver or the sandboxed executions beside it use better. XLA sizes the pool
+    another worker driver or the sandboxed executions beside it use better. XLA sizes the pool
     by the CPUs the process may run on when the backend starts, and has no option for it: so
     the backend starts on ``threads`` CPUs, then every thread may run on all of them again.
     Call before anything starts JAX's backend (a ``RuntimeError`` otherwise).
