@@ -27,11 +27,11 @@ and the report inside the driver's own process (imports and JAX's start-up paid 
 not once per stage), the execution of the samples as a child process (its sandbox forks, and
 must not share a process with JAX's threads) that runs beside the next stages, its output in
 ``eval/execute.log`` (one at a time; a grid's report waits for them); ``run --isolate`` starts
-every stage as its own process, one after the other. ``run --jobs N`` starts N worker drivers
-that share the stages of every grid, each stage once its inputs are finished (:func:`work`).
-A stage is finished when its completion
-file exists (``summary.json`` of train and evaluate_code, ``config.json`` of an export), and an
-interrupted stage resumes from its own checkpoint or cache when run again.
+every stage as its own process, one after the other. ``run --jobs N`` starts N worker
+drivers that share the stages of every grid, each stage once its inputs are finished
+(:func:`work`). A stage is finished when its completion file exists (``summary.json`` of
+train and evaluate_code, ``config.json`` of an export), and an interrupted stage resumes from
+its own checkpoint or cache when run again.
 """
 
 from __future__ import annotations
@@ -733,9 +733,9 @@ def work(items: Sequence[WorkItem], claims: Claims, isolate: bool = False) -> li
     until every stage is taken or blocked by a failed one; returns the labels it ran.
 
     Why: N such workers share the stages of all grids (and the arms of one), so every core
-    stays busy until the last stage, where N drivers of one grid each would idle once their
-    shorter grid ends. A stage that fails stops this worker (its error and log on stderr);
-    the others go on with every stage that does not need its output."""
+    stays busy until the last stage; with a driver per grid, one core idled once the shorter
+    grid ended. A stage that fails stops this worker (its error and log on stderr); the
+    others go on with every stage that does not need its output."""
     bg = Background(name_grids=False)
     ran: list[str] = []
     if threading.current_thread() is threading.main_thread():
