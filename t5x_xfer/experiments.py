@@ -664,6 +664,7 @@ class Claims:
         return self.root / str(grid) / key.replace("/", "__")
 
     def take(self, grid: int, key: str) -> bool:
+        """Whether this process took the stage (False: another one had)."""
         path = self._path(grid, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -709,7 +710,12 @@ class WorkItem:
     label: str  # "[grid] [i/n] key"
 
 
-def work_items(grids: Sequence[Grid], roots: Sequence[str | None], arms, seeds) -> list[WorkItem]:
+def work_items(
+    grids: Sequence[Grid],
+    roots: Sequence[str | None],
+    arms: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+) -> list[WorkItem]:
     """Every selected stage of every grid, grid after grid, each in its grid's order."""
     items = []
     for g, (grid, root) in enumerate(zip(grids, roots, strict=True)):

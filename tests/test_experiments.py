@@ -395,3 +395,22 @@ def test_a_worker_gets_the_drivers_settings(capsys):
     remote = ["run", "--grid", *grids, "--root", "gs://bucket/r", "--jobs", "2"]
     assert experiments.main(remote) == 2  # refused before any child starts
     assert "root gs://bucket/r/debug_cpu is remote" in capsys.readouterr().err
+
+
+def test_work_items_label_their_grid_and_read_only_selected_stages(tmp_path, capsys):
+    """A worker's stages: every grid's, each labelled with its grid and its place in it; with
+    --arms, the report reads only the chosen arm's evaluation."""
+    grids = [
+        experiments.load_grid(f"gin/experiments/grid_debug_cpu{s}.gin") for s in ("", "_decoder")
+    ]
+    roots = [str(tmp_path / g.name) for g in grids]
+    items = experiments.work_items(grids, roots, arms=["mnli"])
+    by_label = {it.label: it for it in items}
+    assert list(by_label)[:2] == ["[debug_cpu] [1/6] prepare/0", "[debug_cpu] [2/6] pretrained"]
+    report = by_label["[debug_cpu_decoder] [6/6] report"]
+    assert report.grid == 1 and report.base == roots[1]
+    assert report.stage.after == ("mnli/seed0/eval",)
+    assert by_label["[debug_cpu] [3/6] mnli/seed0/intermediate"].stage.after == ("pretrained",)
+    with pytest.raises(SystemExit):
+        experiments.main(["plan", "--grid", "gin/experiments/grid_debug_cpu.gin", "--worker", "C"])
+    assert "--worker is run --jobs's own flag" in capsys.readouterr().err
