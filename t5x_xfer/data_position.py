@@ -31,11 +31,6 @@ def _prefix(model_dir: str, step: int, process_index: int) -> str:
     return posixpath.join(_step_dir(model_dir, step), f"process_{process_index}")
 
 
-def _drop(box: list[Any]) -> None:
-    """Delete the only reference to ``box``'s item here, on this thread."""
-    box.clear()
-
-
 class DataIterator:
     """Batches from a tf.data pipeline (each mapped by ``convert``), whose position can be
     saved at a step and restored. ``saveable``: the pipeline is TensorFlow ops only."""
@@ -65,8 +60,8 @@ class DataIterator:
         before it exits."""
         if self._it is None:
             return
-        box, self._it = [self._it], None
-        threading.Thread(target=_drop, args=(box,), name="drop tf.data iterator").start()
+        box, self._it = [self._it], None  # the thread's clear() drops the last reference
+        threading.Thread(target=box.clear, name="drop tf.data iterator").start()
 
     def __next__(self) -> Any:
         return self._convert(next(self._it))

@@ -398,6 +398,12 @@ def _compilation_cache_env(base: str) -> dict[str, str]:
     }
 
 
+def _stage_env(base: str) -> dict[str, str]:
+    """The environment of the grid's child processes: its compilation cache (the user's
+    settings win), unbuffered output."""
+    return {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def _use_compilation_cache(base: str) -> None:
     """The grid's cache for the stages run in this process (the user's environment wins).
     JAX opens its cache directory once, so a new grid's directory resets it."""
@@ -471,15 +477,15 @@ class Background:
     another grid follows, is deferred: it runs as a child once they have ended, while the
     driver trains the next grid."""
 
-    def __init__(self, name_grids: bool = True) -> None:
-        self.name_grids = name_grids  # whether a label needs its grid's name added
+    def __init__(self) -> None:
         self.running: list[_Execution] = []
         self.deferred: list[_Deferred] = []
-        self.current: str | None = None  # the base of the grid the driver runs now
+        # the base of the grid the driver runs now (None: labels name their grid already)
+        self.current: str | None = None
 
     def _name(self, label: str, base: str) -> str:
         """``label``, naming its grid when the driver has gone on to another one."""
-        if base == self.current or not self.name_grids:
+        if self.current is None or base == self.current:
             return label
         return f"{label} (grid {posixpath.basename(base)})"
 
@@ -588,7 +594,7 @@ def run(
     todo = select(stages(grid, root), arms, seeds)
     Path(base).mkdir(parents=True, exist_ok=True)
     ran = []
-    env = {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
+    env = _stage_env(base)
     own = background is None
     bg = Background() if background is None else background
     bg.current = base
@@ -678,13 +684,15 @@ class Claims:
     def taken(self, grid: int, key: str) -> bool:
         return self._path(grid, key).exists()
 
-    def finish(self, grid: int, key: str) -> None:
+    def _ok(self, grid: int, key: str) -> Path:
         path = self._path(grid, key)
-        path.with_name(path.name + ".ok").write_text("ok\n")
+        return path.with_name(path.name + ".ok")
+
+    def finish(self, grid: int, key: str) -> None:
+        self._ok(grid, key).write_text("ok\n")
 
     def finished(self, grid: int, key: str) -> bool:
-        path = self._path(grid, key)
-        return path.with_name(path.name + ".ok").exists()
+        return self._ok(grid, key).exists()
 
     def alive(self, grid: int, key: str) -> bool:
         """Whether the worker that took the stage still runs (a pid not yet written: yes)."""
@@ -742,16 +750,13 @@ def work(items: Sequence[WorkItem], claims: Claims, isolate: bool = False) -> li
     stays busy until the last stage; with a driver per grid, one core idled once the shorter
     grid ended. A stage that fails stops this worker (its error and log on stderr); the
     others go on with every stage that does not need its output."""
-    bg = Background(name_grids=False)
+    bg = Background()
     ran: list[str] = []
     if threading.current_thread() is threading.main_thread():
         # the parent's SIGTERM (it was interrupted) ends this worker through the cleanup
         # below, whose executions would otherwise outlive it (a train stage saves first)
         signal.signal(signal.SIGTERM, _exit_on_signal)
-    envs = {
-        it.base: {**_compilation_cache_env(it.base), **os.environ, "PYTHONUNBUFFERED": "1"}
-        for it in items
-    }
+    envs = {it.base: _stage_env(it.base) for it in items}
     for base in envs:
         Path(base).mkdir(parents=True, exist_ok=True)
     try:
@@ -916,9 +921,10 @@ def _run_jobs(
     except ValueError:  # relative and absolute roots
         common = ""
     logs_dir = Path(common if common not in ("", os.sep) else bases[0])
-    claims = Path(tempfile.mkdtemp(prefix="t5x_xfer-run-"))
+    claims_dir = Path(tempfile.mkdtemp(prefix="t5x_xfer-run-"))
+    claims = Claims(claims_dir)
     jobs = [
-        _worker_job(args, i, claims, logs_dir / f"run-worker{i}.log", bindings)
+        _worker_job(args, i, claims_dir, logs_dir / f"run-worker{i}.log", bindings)
         for i in range(1, args.jobs + 1)
     ]
     reported = set()
@@ -926,7 +932,7 @@ def _run_jobs(
 
     def tick(say: Callable[[str], None]) -> None:
         for g, grid in enumerate(grids):
-            if g not in reported and Claims(claims).finished(g, "report"):
+            if g not in reported and claims.finished(g, "report"):
                 reported.add(g)
                 say(f"== grid {grid.name}: finished in {_minutes(time.perf_counter() - t0)} ==")
 
@@ -934,7 +940,7 @@ def _run_jobs(
     try:
         run_jobs(jobs, args.jobs, env, tick)
     finally:
-        shutil.rmtree(claims, ignore_errors=True)
+        shutil.rmtree(claims_dir, ignore_errors=True)
     failed = [job for job in jobs if job.code != 0]
     for job in failed:
         print(_log_tail(job.log), file=sys.stderr)

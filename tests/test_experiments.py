@@ -221,7 +221,9 @@ def test_a_deferred_report_starts_once_its_grids_executions_end(tmp_path, capsys
         background.wait()
 
 
-def _stage(tmp_path, key: str, kind: str, after: tuple[str, ...], script: str = "") -> Path:
+def _stage(
+    tmp_path, key: str, kind: str, after: tuple[str, ...], script: str = ""
+) -> experiments.Stage:
     """A bash stage that logs its start and end to ``tmp_path/log`` and, unless a prepare
     stage (the driver marks those) or the report, writes its completion file itself."""
     done = None if kind == "report" else str(tmp_path / "out" / f"{key}.done")
