@@ -28,11 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from t5x_xfer.models.decoder_config import DecoderConfig
-from t5x_xfer.models.ops import Dropout, attend, dense
+from t5x_xfer.models.ops import Dropout, attend, dense, dot_product_attention
 
 Array = jax.Array
 Cache = list[dict[str, Array]]
-NEG_INF = jnp.finfo(jnp.float32).min
 INIT_STD = 0.02  # transformers' initializer_range for these models
 
 _REMAT = {
@@ -158,7 +157,6 @@ class Attention(nn.Module):
         q = q.reshape(b, kvh, g * length, hd)
         if cache is None:
             key, values = k.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
-            k_spec = "bkmd"
         else:
             key = jax.lax.dynamic_update_slice(
                 cache["key"], k.transpose(0, 2, 3, 1).astype(cache["key"].dtype), (0, 0, 0, index)
@@ -169,12 +167,14 @@ class Attention(nn.Module):
                 (0, 0, index, 0),
             )
             cache = {"key": key, "value": values}
-            k_spec = "bkdm"
-        scores = jnp.einsum(f"bkqd,{k_spec}->bkqm", q, key).reshape(b, kvh, g, length, -1)
-        scores = jnp.where(mask[:, None, None], scores.astype(jnp.float32), NEG_INF)
-        weights = jax.nn.softmax(scores, axis=-1).astype(dt)
-        weights = Dropout(cfg.attention_dropout)(weights, deterministic=self.deterministic)
-        out = jnp.einsum("bkqm,bkmd->bkqd", weights.reshape(b, kvh, g * length, -1), values)
+        # Each query row of a group sees its position's mask: [b, 1, g * length, keys].
+        rows = jnp.broadcast_to(mask[:, None, None], (b, 1, g, length, mask.shape[-1]))
+        rows = rows.reshape(b, 1, g * length, -1)
+        shape = (b, kvh, g * length, rows.shape[-1])
+        keep = Dropout(cfg.attention_dropout).mask(shape, self.deterministic)
+        out = dot_product_attention(
+            q, key, values, mask=rows, keep=keep, keys_transposed=cache is not None
+        )
         out = out.reshape(b, kvh, g, length, hd).transpose(0, 3, 1, 2, 4).reshape(b, length, h, hd)
         wo = _param(self, "out", (h, hd, cfg.hidden_size), ("heads", "kv", "embed"))
         out = dense(out, wo, in_dims=2)

@@ -54,7 +54,7 @@ def test_packed_segments_equal_separate_examples(tmp_path):
 @pytest.mark.parametrize("kind", sorted(TINY_HF_CONFIGS))
 def test_gradients_match_transformers(kind, tmp_path):
     """Every parameter's loss gradient equals transformers' (the relative position bias's one
-    goes through ``add_position_bias``'s own backward rule)."""
+    goes through ``masked_bias``'s and ``dot_product_attention``'s own backward rules)."""
     hf_model = make_hf_model(kind, tmp_path / kind)
     model, params, _ = hf.load_hf(str(tmp_path / kind))
     cfg = model.config
