@@ -44,14 +44,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench")
     models.add_malloc_argument(parser, "the infer binary and evaluate_code")
     args = parser.parse_args()
+    models.apply_malloc(args.malloc)  # both sides of this process
 
     import torch
 
-    from t5x_xfer import host
     from t5x_xfer.decoding import DecodeSettings
-
-    if args.malloc == "keep":  # both sides of this process
-        host.keep_freed_memory()
 
     built, params = models.build(args.model, args.layers, dropout=0.0)
     rng = np.random.default_rng(0)

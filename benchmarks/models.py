@@ -39,15 +39,33 @@ def build(
 
 
 def add_malloc_argument(parser: argparse.ArgumentParser, binaries: str) -> None:
-    """``--malloc``: glibc's own thresholds, or the ones ``binaries`` set for their process."""
+    """``--malloc``: glibc's own settings, or the ones ``binaries`` run with."""
     parser.add_argument(
         "--malloc",
         default="default",
         choices=["default", "keep"],
-        help=f"'keep': glibc keeps freed memory (host.keep_freed_memory), as {binaries} do "
-        "(the tiny decoder's train step: about 10,000 fewer page faults); 'default': glibc's "
-        "own thresholds",
+        help=f"'keep': the malloc settings {binaries} run with: glibc keeps freed memory "
+        "(host.keep_freed_memory; the tiny decoder's train step: about 10,000 fewer page "
+        "faults) on transparent huge pages (host.with_huge_pages, as launch/env.sh sets; the "
+        "process restarts itself to apply it); 'default': glibc's own settings",
     )
+
+
+def apply_malloc(choice: str) -> bool:
+    """Apply ``--malloc``: for 'keep', restart this process on huge pages unless it runs on
+    them already (glibc reads them only at start; processes it spawns inherit them), then keep
+    freed memory. Returns whether the thresholds were set."""
+    if choice != "keep":
+        return False
+    import os
+    import sys
+
+    from t5x_xfer import host
+
+    env = host.with_huge_pages(os.environ)
+    if env != dict(os.environ) and sys.platform.startswith("linux"):
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    return host.keep_freed_memory()
 
 
 def torch_device() -> str:

@@ -238,10 +238,10 @@ def main() -> None:
         "12 GB, more than 24 GiB)",
     )
     args = parser.parse_args()
+    kept = models.apply_malloc(args.malloc)  # the spawned transformers side inherits it
     jax.config.update("jax_default_prng_impl", args.prng)
-    from t5x_xfer import host, optimizers, partitioning, trainer
+    from t5x_xfer import optimizers, partitioning, trainer
 
-    kept = args.malloc == "keep" and host.keep_freed_memory()
     dtype = None if args.dtype == "model" else args.dtype
     device = models.torch_device() if args.torch_device == "auto" else args.torch_device
     spec = {

@@ -27,3 +27,9 @@ if [ "$_have" != "$_want" ] && ! { [ -z "$_extras" ] && [ "${_have%%-*}" = "$_ha
 fi
 export PATH="$_root/.venv/bin:$PATH"
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# glibc's malloc on transparent huge pages (t5x_xfer.host.with_huge_pages says why); glibc reads
+# it when a process starts. A glibc.malloc.hugetlb of the user's own wins.
+case "${GLIBC_TUNABLES:-}" in
+  *glibc.malloc.hugetlb=*) ;;
+  *) export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1" ;;
+esac

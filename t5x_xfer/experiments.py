@@ -58,7 +58,7 @@ from typing import Any
 
 import gin
 
-from t5x_xfer import gin_utils, logs
+from t5x_xfer import gin_utils, host, logs
 from t5x_xfer.codeeval.data import MINIBENCH, humaneval_x_dir
 from t5x_xfer.decoding.settings import DecodeSettings, override
 from t5x_xfer.io_utils import check_output_dir
@@ -400,8 +400,9 @@ def _compilation_cache_env(base: str) -> dict[str, str]:
 
 def _stage_env(base: str) -> dict[str, str]:
     """The environment of the grid's child processes: its compilation cache (the user's
-    settings win), unbuffered output."""
-    return {**_compilation_cache_env(base), **os.environ, "PYTHONUNBUFFERED": "1"}
+    settings win), malloc on huge pages (``host.with_huge_pages``), unbuffered output."""
+    env = {**_compilation_cache_env(base), **host.with_huge_pages(os.environ)}
+    return {**env, "PYTHONUNBUFFERED": "1"}
 
 
 def _use_compilation_cache(base: str) -> None:
@@ -936,7 +937,7 @@ def _run_jobs(
                 reported.add(g)
                 say(f"== grid {grid.name}: finished in {_minutes(time.perf_counter() - t0)} ==")
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**host.with_huge_pages(os.environ), "PYTHONUNBUFFERED": "1"}
     try:
         run_jobs(jobs, args.jobs, env, tick)
     finally:
@@ -1168,8 +1169,6 @@ def main(argv: list[str] | None = None) -> int:
             print(_time_used(*started), flush=True)
             return rc
         if args.command == "run" and args.xla_cpu_threads and not args.isolate:
-            from t5x_xfer import host
-
             host.limit_xla_cpu_threads(args.xla_cpu_threads)
         if args.worker:
             items = work_items(grids, roots, args.arms, args.seeds)
