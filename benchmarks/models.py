@@ -42,11 +42,11 @@ def add_malloc_argument(parser: argparse.ArgumentParser, binaries: str) -> None:
     """``--malloc``: glibc's own settings, or the ones ``binaries`` run with."""
     parser.add_argument(
         "--malloc",
-        default="default",
+        default="keep",
         choices=["default", "keep"],
-        help=f"'keep': the malloc settings {binaries} run with: glibc keeps freed memory "
-        "(host.keep_freed_memory; the tiny decoder's train step: about 10,000 fewer page "
-        "faults) on transparent huge pages (host.with_huge_pages, as launch/env.sh sets; the "
+        help=f"'keep' (the default): the malloc settings {binaries} run with: glibc keeps "
+        "freed memory (host.keep_freed_memory; the tiny decoder's train step: about 10,000 fewer "
+        "page faults) on transparent huge pages (host.with_huge_pages, as launch/env.sh sets; the "
         "process restarts itself to apply it); 'default': glibc's own settings",
     )
 
