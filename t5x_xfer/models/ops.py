@@ -278,7 +278,16 @@ def dot_product_attention(
     return _attention(q, k, v, bias, mask, keep, keys_transposed)
 
 
-def _attention_forward(q, k, v, bias, mask, keep, keys_transposed):
+def _attention_forward(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    bias: jax.Array | None,
+    mask: jax.Array | None,
+    keep: Keep | None,
+    keys_transposed: bool,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(float32 outputs, the scores' exponentials, their row sums): what the backward reuses."""
     f32 = jnp.float32
     key_spec = "bhdt" if keys_transposed else "bhtd"
     s = jnp.einsum(f"bhqd,{key_spec}->bhqt", q, k, preferred_element_type=f32)
@@ -295,23 +304,40 @@ def _attention_forward(q, k, v, bias, mask, keep, keys_transposed):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _attention(q, k, v, bias, mask, keep, keys_transposed):
+def _attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    bias: jax.Array | None,
+    mask: jax.Array | None,
+    keep: Keep | None,
+    keys_transposed: bool,
+) -> jax.Array:
     return _attention_forward(q, k, v, bias, mask, keep, keys_transposed)[0].astype(v.dtype)
 
 
-def _attention_fwd(q, k, v, bias, mask, keep, keys_transposed):
+def _attention_fwd(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    bias: jax.Array | None,
+    mask: jax.Array | None,
+    keep: Keep | None,
+    keys_transposed: bool,
+) -> tuple[jax.Array, tuple]:
     out, e, norm = _attention_forward(q, k, v, bias, mask, keep, keys_transposed)
     return out.astype(v.dtype), (q, k, v, bias, mask, keep, e, norm, out)
 
 
-def _attention_bwd(keys_transposed, res, g):
+def _attention_bwd(keys_transposed: bool, res: tuple, g: jax.Array) -> tuple:
     q, k, v, bias, mask, keep, e, norm, out = res
     f32 = jnp.float32
     key_spec = "bhdt" if keys_transposed else "bhtd"
     p = e / norm
     dropped = p if keep is None else jnp.where(keep.mask, p / keep.rate, 0.0)
     # Both products contract over the queries, computed transposed ([.., d, t], then swapped):
-    # XLA's CPU backend hands that form to YNNPACK and runs [.., t, d] as a slow plain dot.
+    # XLA's CPU backend runs that form about three times as fast as [.., t, d] (the tiny
+    # encoder's: 0.22 against 0.68 ms).
     dv = jnp.einsum(
         "bhqd,bhqt->bhdt", g, dropped.astype(v.dtype), preferred_element_type=f32
     ).swapaxes(-1, -2)
