@@ -278,7 +278,8 @@ def dot_product_attention(
     return _attention(q, k, v, bias, mask, keep, keys_transposed)
 
 
-def _attention_forward(
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
+def _attention(
     q: jax.Array,
     k: jax.Array,
     v: jax.Array,
@@ -286,8 +287,21 @@ def _attention_forward(
     mask: jax.Array | None,
     keep: Keep | None,
     keys_transposed: bool,
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(float32 outputs, the scores' exponentials, their row sums): what the backward reuses."""
+) -> jax.Array:
+    return _attention_fwd(q, k, v, bias, mask, keep, keys_transposed)[0]
+
+
+def _attention_fwd(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    bias: jax.Array | None,
+    mask: jax.Array | None,
+    keep: Keep | None,
+    keys_transposed: bool,
+) -> tuple[jax.Array, tuple]:
+    """The outputs, and what the backward reuses: the scores' exponentials, their row sums
+    and the float32 outputs."""
     f32 = jnp.float32
     key_spec = "bhdt" if keys_transposed else "bhtd"
     s = jnp.einsum(f"bhqd,{key_spec}->bhqt", q, k, preferred_element_type=f32)
@@ -300,32 +314,6 @@ def _attention_forward(
     weights = e if keep is None else jnp.where(keep.mask, e, 0.0)
     out = jnp.einsum("bhqt,bhtd->bhqd", weights.astype(v.dtype), v, preferred_element_type=f32)
     out = out / (norm if keep is None else norm * keep.rate)
-    return out, e, norm
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _attention(
-    q: jax.Array,
-    k: jax.Array,
-    v: jax.Array,
-    bias: jax.Array | None,
-    mask: jax.Array | None,
-    keep: Keep | None,
-    keys_transposed: bool,
-) -> jax.Array:
-    return _attention_forward(q, k, v, bias, mask, keep, keys_transposed)[0].astype(v.dtype)
-
-
-def _attention_fwd(
-    q: jax.Array,
-    k: jax.Array,
-    v: jax.Array,
-    bias: jax.Array | None,
-    mask: jax.Array | None,
-    keep: Keep | None,
-    keys_transposed: bool,
-) -> tuple[jax.Array, tuple]:
-    out, e, norm = _attention_forward(q, k, v, bias, mask, keep, keys_transposed)
     return out.astype(v.dtype), (q, k, v, bias, mask, keep, e, norm, out)
 
 
