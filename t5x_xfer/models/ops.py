@@ -160,12 +160,10 @@ class Dropout(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array, deterministic: bool) -> jax.Array:
-        if deterministic or self.rate == 0.0:
+        keep = self.mask(x.shape, deterministic)
+        if keep is None:
             return x
-        if self.rate >= 1.0:
-            return jnp.zeros_like(x)
-        mask, keep = keep_mask(self.make_rng(self.rng_collection), 1.0 - self.rate, x.shape)
-        return jax.lax.select(mask, x / jnp.asarray(keep, x.dtype), jnp.zeros_like(x))
+        return jax.lax.select(keep.mask, x / jnp.asarray(keep.rate, x.dtype), jnp.zeros_like(x))
 
     def mask(self, shape: tuple[int, ...], deterministic: bool) -> Keep | None:
         """The mask and keep rate ``__call__`` would apply to an array of ``shape``, for
@@ -244,6 +242,7 @@ def _masked_bias_bwd(bias: jax.Array, g: jax.Array) -> tuple[jax.Array, None]:
 masked_bias.defvjp(_masked_bias_fwd, _masked_bias_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
 def dot_product_attention(
     q: jax.Array,
     k: jax.Array,
@@ -275,19 +274,6 @@ def dot_product_attention(
     >>> dot_product_attention(q, k, v, mask=jnp.array([True, True, False])).tolist()
     [[[[2.0, 3.0, 4.0, 5.0], [2.0, 3.0, 4.0, 5.0]]]]
     """
-    return _attention(q, k, v, bias, mask, keep, keys_transposed)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(6,))
-def _attention(
-    q: jax.Array,
-    k: jax.Array,
-    v: jax.Array,
-    bias: jax.Array | None,
-    mask: jax.Array | None,
-    keep: Keep | None,
-    keys_transposed: bool,
-) -> jax.Array:
     return _attention_fwd(q, k, v, bias, mask, keep, keys_transposed)[0]
 
 
@@ -341,4 +327,4 @@ def _attention_bwd(keys_transposed: bool, res: tuple, g: jax.Array) -> tuple:
     return dq.astype(q.dtype), dk.astype(k.dtype), dv.astype(v.dtype), dbias, None, None
 
 
-_attention.defvjp(_attention_fwd, _attention_bwd)
+dot_product_attention.defvjp(_attention_fwd, _attention_bwd)

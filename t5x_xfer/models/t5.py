@@ -242,11 +242,12 @@ class EncoderLayer(nn.Module):
     config: T5Config
 
     @nn.compact
-    def __call__(self, x: Array, mask: Array | None, bias: Array, deterministic: bool) -> Array:
+    def __call__(self, x: Array, bias: Array, deterministic: bool) -> Array:
+        """``bias``: the stack's position bias with its mask in it (``ops.masked_bias``)."""
         cfg = self.config
         dt = compute_dtype(cfg)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x)
-        y = Attention(cfg, name="attention")(y, y, mask, bias, deterministic)
+        y = Attention(cfg, name="attention")(y, y, None, bias, deterministic)
         x = _residual(x, y, cfg.dropout_rate, deterministic)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x)
         y = MLP(cfg, name="mlp")(y, deterministic)
@@ -261,7 +262,6 @@ class DecoderLayer(nn.Module):
         self,
         x: Array,
         encoded: Array | None,
-        self_mask: Array | None,
         self_bias: Array,
         cross_mask: Array,
         deterministic: bool,
@@ -269,13 +269,14 @@ class DecoderLayer(nn.Module):
         position: Array | None = None,
         max_decode_length: int | None = None,
     ) -> Array:
+        """``self_bias``: the position bias with the causal mask in it (``ops.masked_bias``)."""
         cfg = self.config
         dt = compute_dtype(cfg)
         y = RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x)
         y = Attention(cfg, name="self_attention")(
             y,
             y,
-            self_mask,
+            None,
             self_bias,
             deterministic,
             decode=decode,
@@ -325,7 +326,7 @@ class Encoder(nn.Module):
         bias = RelativePositionBias(cfg, bidirectional=True, name="relpos_bias")(length, length)
         bias = masked_bias(bias, attention_mask(mask, segment_ids, segment_ids))
         for i in range(cfg.num_layers):
-            x = EncoderLayer(cfg, name=f"layers_{i}")(x, None, bias, deterministic)
+            x = EncoderLayer(cfg, name=f"layers_{i}")(x, bias, deterministic)
         x = RMSNorm(cfg.layer_norm_epsilon, compute_dtype(cfg), name="encoder_norm")(x)
         return Dropout(cfg.dropout_rate)(x, deterministic=deterministic)
 
@@ -381,7 +382,6 @@ class Decoder(nn.Module):
             x = DecoderLayer(cfg, name=f"layers_{i}")(
                 x,
                 encoded,
-                None,
                 bias,
                 cross_mask,
                 deterministic,
